@@ -1,0 +1,37 @@
+"""Dispatch a source spec to its reader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from headwater.connections import Connections
+from headwater.spec.models import FileSource, RestSource, Source, SqlSource
+
+
+@dataclass
+class ExtractResult:
+    frame: pl.DataFrame
+    watermark: Any = None
+    """The cursor value this extract reached (None: nothing new, or not incremental)."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def extract_source(name: str, source: Source, *, base_dir: Path, connections: Connections,
+                   watermark: Any = None) -> ExtractResult:
+    if isinstance(source, FileSource):
+        from headwater.extract.files import read_files
+
+        return ExtractResult(read_files(name, source, base_dir))
+    if isinstance(source, SqlSource):
+        from headwater.extract.sql import read_sql
+
+        return read_sql(name, source, connections, watermark)
+    if isinstance(source, RestSource):
+        from headwater.extract.rest import read_rest
+
+        return read_rest(name, source, connections)
+    raise TypeError(f"unsupported source {type(source).__name__}")

@@ -1,0 +1,141 @@
+"""Files: CSV/TSV (also .gz and single-member .zip), JSON/NDJSON and Parquet, by path or glob."""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import polars as pl
+
+from headwater.errors import PermanentError
+from headwater.spec.models import FileSource
+from headwater.transform.expressions import parse_dtype
+
+_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson",
+            ".parquet": "parquet", ".pq": "parquet"}
+
+
+def resolve_paths(path: str, base_dir: Path) -> list[Path]:
+    """Files a spec path names. `pkg:<package>/<rel>` reads inside an installed package (without
+    importing it); relative paths start at the spec's folder; globs are expanded and sorted."""
+    if path.startswith("pkg:"):
+        package, _, rel = path.removeprefix("pkg:").partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"package {package!r} is not installed (from {path})")
+        root = Path(next(iter(spec.submodule_search_locations)))
+        full = root / rel
+    else:
+        full = Path(path).expanduser()
+        if not full.is_absolute():
+            full = base_dir / full
+    matches = sorted(Path(p) for p in glob.glob(str(full), recursive=True) if Path(p).is_file())
+    if not matches:
+        raise FileNotFoundError(f"no file matches {path!r} (looked for {full})")
+    return matches
+
+
+def file_format(source: FileSource, path: Path) -> str:
+    if source.format:
+        return source.format
+    suffixes = [s for s in path.suffixes if s not in (".gz", ".zip")]
+    fmt = _FORMATS.get(suffixes[-1].lower()) if suffixes else None
+    if fmt is None:
+        raise PermanentError(f"cannot tell the format of {path.name}",
+                             hint="set format: csv | tsv | json | ndjson | parquet on the source")
+    return fmt
+
+
+def _payload(path: Path) -> bytes | Path:
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.namelist() if not m.endswith("/")]
+            if len(members) != 1:
+                raise PermanentError(f"{path} holds {len(members)} files; expected exactly one",
+                                     hint="unzip it and point path at the files with a glob")
+            return archive.read(members[0])
+    return path
+
+
+def _records(data: object, dotted: str | None, path: Path) -> list[dict[str, object]]:
+    for part in (dotted or "").split(".") if dotted else []:
+        if not isinstance(data, dict) or part not in data:
+            raise PermanentError(f"{path}: no key {part!r} on the way to records {dotted!r}",
+                                 hint="set records: to the dot path of the list of records")
+        data = data[part]
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise PermanentError(f"{path}: records {dotted!r} is not a list", hint="point records: at a list")
+    return data
+
+
+def _read_one(name: str, source: FileSource, path: Path) -> pl.DataFrame:
+    fmt = file_format(source, path)
+    overrides = {c: parse_dtype(t) for c, t in source.columns.items()}
+    payload = _payload(path)
+    if fmt in ("csv", "tsv"):
+        sep = source.delimiter or ("\t" if fmt == "tsv" else ",")
+        if isinstance(payload, Path) and path.suffix != ".gz":
+            lazy = pl.scan_csv(payload, separator=sep, null_values=source.null_values or None,
+                               schema_overrides=overrides or None,
+                               infer_schema_length=source.infer_schema_length)
+            return lazy.collect(engine="streaming")
+        return pl.read_csv(payload, separator=sep, null_values=source.null_values or None,
+                           schema_overrides=overrides or None, infer_schema_length=source.infer_schema_length)
+    if fmt == "parquet":
+        return pl.scan_parquet(payload).collect(engine="streaming") if isinstance(payload, Path) \
+            else pl.read_parquet(payload)
+    if fmt == "ndjson":
+        data = payload if isinstance(payload, bytes) else payload.read_bytes()
+        return pl.read_ndjson(io.BytesIO(data), schema_overrides=overrides or None,
+                              infer_schema_length=source.infer_schema_length)
+    text = payload.decode() if isinstance(payload, bytes) else payload.read_text(encoding="utf-8")
+    records = _records(json.loads(text), source.records, path)
+    frame = pl.DataFrame(records, infer_schema_length=None)
+    return frame.with_columns(pl.col(c).cast(t) for c, t in overrides.items()) if overrides else frame
+
+
+_CSV_OFFSET = re.compile(r"current offset in the file is (\d+) bytes")
+
+
+def _explain(path: Path, exc: Exception) -> str:
+    """Name the line of a CSV parse failure where Polars tells us the byte offset."""
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    match = _CSV_OFFSET.search(text)
+    if match and path.suffix not in (".zip", ".gz"):
+        offset = int(match.group(1))
+        with path.open("rb") as fh:
+            line = fh.read(offset).count(b"\n") + 1
+        return f"{path}: line {line}: {first}"
+    return f"{path}: {first}"
+
+
+def read_files(name: str, source: FileSource, base_dir: Path) -> pl.DataFrame:
+    try:
+        paths = resolve_paths(source.path, base_dir)
+    except FileNotFoundError as exc:
+        raise PermanentError(f"source {name}: {exc}", hint="check the path in the spec") from exc
+    frames = []
+    for path in paths:
+        try:
+            frames.append(_read_one(name, source, path))
+        except PermanentError:
+            raise
+        except (pl.exceptions.PolarsError, ValueError, OSError) as exc:
+            raise PermanentError(f"source {name}: cannot read {_explain(path, exc)}",
+                                 hint="fix the file, or declare the column's type under columns:, "
+                                      "null_values: or delimiter: on the source") from exc
+    if len(frames) == 1:
+        return frames[0]
+    try:
+        return pl.concat(frames, how="diagonal_relaxed")
+    except pl.exceptions.PolarsError as exc:
+        raise PermanentError(f"source {name}: the files of {source.path!r} do not share a schema: {exc}",
+                             hint="declare column types under columns: so every file reads alike") from exc

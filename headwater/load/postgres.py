@@ -1,0 +1,80 @@
+"""PostgreSQL: COPY (CSV, in chunks) into the target or a temporary staging table, then one
+INSERT ... ON CONFLICT for upserts. Never row-by-row INSERTs."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import polars as pl
+import sqlalchemy as sa
+
+from headwater.errors import PermanentError
+from headwater.load.base import LoadResult
+from headwater.load.schema import qualified
+from headwater.spec.models import Destination
+
+COPY_CHUNK_ROWS = 250_000
+_COPY_LINE = re.compile(r"COPY \S+, line (\d+)(?:, column (\w+))?")
+
+
+def _copy(cur, target_sql: str, columns_sql: str, frame: pl.DataFrame) -> None:  # type: ignore[no-untyped-def]
+    sql = f"COPY {target_sql} ({columns_sql}) FROM STDIN WITH (FORMAT csv)"
+    for offset in range(0, frame.height, COPY_CHUNK_ROWS):
+        buf = io.BytesIO()
+        frame.slice(offset, COPY_CHUNK_ROWS).write_csv(buf, include_header=False)
+        buf.seek(0)
+        try:
+            cur.copy_expert(sql, buf)
+        except Exception as exc:
+            match = _COPY_LINE.search(str(exc))
+            if match is None:
+                raise
+            row = offset + int(match.group(1))
+            column = match.group(2) or "?"
+            reason = str(exc).strip().splitlines()[0]
+            raise PermanentError(f"row {row} of the load, column {column}: {reason}",
+                                 hint="the target column's type does not fit the data: cast it in a "
+                                      "transform step, or alter the table") from exc
+
+
+def write_postgres(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame,
+                   destination: Destination) -> LoadResult:
+    quote = conn.dialect.identifier_preparer.quote
+    target = qualified(conn, table)
+    cols = frame.columns
+    cols_sql = ", ".join(quote(c) for c in cols)
+    result = LoadResult(destination.table, destination.mode, frame.height)
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if destination.mode == "overwrite":
+            cur.execute(f"SELECT count(*) FROM {target}")
+            result.deleted = cur.fetchone()[0]
+            cur.execute(f"TRUNCATE {target}")
+        if destination.mode in ("append", "overwrite"):
+            _copy(cur, target, cols_sql, frame)
+            result.inserted = frame.height
+            return result
+        cur.execute(f"CREATE TEMPORARY TABLE headwater_stage ON COMMIT DROP AS "
+                    f"SELECT {cols_sql} FROM {target} WITH NO DATA")
+        _copy(cur, "headwater_stage", cols_sql, frame)
+        pk = destination.primary_key
+        others = [c for c in cols if c not in pk]
+        conflict = ", ".join(quote(c) for c in pk)
+        if others:
+            sets = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in others)
+            old = ", ".join(f"t.{quote(c)}" for c in others)
+            new = ", ".join(f"EXCLUDED.{quote(c)}" for c in others)
+            action = f"DO UPDATE SET {sets} WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
+        else:
+            action = "DO NOTHING"
+        cur.execute(
+            f"WITH up AS (INSERT INTO {target} AS t ({cols_sql}) SELECT {cols_sql} FROM headwater_stage "
+            f"ON CONFLICT ({conflict}) {action} RETURNING (xmax = 0) AS inserted) "
+            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up")
+        result.inserted, result.updated = cur.fetchone()
+        result.unchanged = frame.height - result.inserted - result.updated
+        cur.execute("DROP TABLE headwater_stage")
+        return result
+    finally:
+        cur.close()

@@ -1,0 +1,39 @@
+"""The one settings object for process configuration, read from the environment when asked."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where Headwater keeps its state.
+
+    Every field comes from an environment variable; nothing is read at import time.
+    """
+
+    home: Path
+    """HEADWATER_HOME: the folder for the embedded SQLite store and warehouse (default ~/.headwater)."""
+    database_url: str
+    """HEADWATER_DATABASE_URL: the metadata store (default sqlite under HEADWATER_HOME)."""
+    warehouse_url: str
+    """HEADWATER_WAREHOUSE_URL: the default warehouse for specs that name none (default sqlite)."""
+    pipelines_dir: Path
+    """HEADWATER_PIPELINES: the folder of pipeline specs (default ./pipelines)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("HEADWATER_HOME") or Path.home() / ".headwater").expanduser().resolve()
+        return cls(
+            home=home,
+            database_url=env.get("HEADWATER_DATABASE_URL") or f"sqlite:///{home / 'headwater.db'}",
+            warehouse_url=env.get("HEADWATER_WAREHOUSE_URL") or f"sqlite:///{home / 'warehouse.db'}",
+            pipelines_dir=Path(env.get("HEADWATER_PIPELINES") or "pipelines").expanduser().resolve(),
+        )
+
+    def ensure_home(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)

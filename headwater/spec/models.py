@@ -1,0 +1,306 @@
+"""Pydantic models of a pipeline spec. Strict: an unknown key anywhere is an error."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from 30, 2.5, "30s", "5m", "1h", "250ms"."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30, '30s', '5m' or '1h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration; write e.g. 30, '30s', '5m' or '1h'")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+Duration = Annotated[float, Field(gt=0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryPolicy(Strict):
+    """How a step is retried. Only errors classed transient (network, 429/5xx, lock timeouts) are."""
+
+    attempts: int = Field(1, ge=1, le=20, description="Total attempts including the first (1 = no retry).")
+    delay: Duration = Field(1.0, description="Seconds before the first retry.")
+    backoff: float = Field(2.0, ge=1.0, le=10.0, description="Each retry waits this many times longer.")
+    jitter: float = Field(0.0, ge=0.0, le=1.0, description="Random spread of each delay, as a fraction.")
+    max_delay: Duration = Field(300.0, description="No single delay is longer than this.")
+
+    @field_validator("delay", "max_delay", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    def delays(self) -> list[float]:
+        """The wait before each retry: delay, delay*backoff, ... capped at max_delay."""
+        return [min(self.delay * self.backoff**i, self.max_delay) for i in range(self.attempts - 1)]
+
+
+class ConnectionRef(Strict):
+    """A database connection: a SQLAlchemy URL (from ${ENV}) or the name of a Prefect block."""
+
+    url: str | None = Field(None, description="SQLAlchemy URL; put credentials in ${ENV_VARS}.")
+    block: str | None = Field(None, description="Name of a saved headwater-database block.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ConnectionRef:
+        if (self.url is None) == (self.block is None):
+            raise ValueError("give exactly one of url or block")
+        return self
+
+
+# ---------------------------------------------------------------- sources
+
+
+class FileSource(Strict):
+    """CSV/TSV, JSON/NDJSON or Parquet files: a path or a glob, relative to the spec's folder.
+
+    `pkg:<package>/<path>` names a data file inside an installed Python package.
+    """
+
+    kind: Literal["file"]
+    path: str
+    format: Literal["csv", "tsv", "json", "ndjson", "parquet"] | None = Field(
+        None, description="Read as this format; default from the file extension."
+    )
+    null_values: list[str] = Field(default_factory=list, description="Strings read as null (csv/tsv).")
+    delimiter: str | None = Field(None, min_length=1, max_length=1, description="Field separator (csv).")
+    columns: dict[str, str] = Field(default_factory=dict, description="Column types forced on read.")
+    infer_schema_length: int | None = Field(10_000, description="Rows used to infer types; null = all.")
+    records: str | None = Field(None, description="Dot path to the list of records inside a JSON document.")
+
+
+class Incremental(Strict):
+    """Extract only rows whose cursor is past the stored watermark."""
+
+    cursor: str = Field(..., pattern=_NAME, description="Monotonic column (timestamp or id).")
+    initial: str | int | float | None = Field(None, description="Watermark before the first run.")
+
+
+class SqlSource(Strict):
+    """A table in any SQLAlchemy database, optionally incremental by a cursor column."""
+
+    kind: Literal["sql"]
+    connection: ConnectionRef
+    table: str = Field(..., pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+    columns: list[Annotated[str, Field(pattern=_NAME)]] | None = None
+    incremental: Incremental | None = None
+
+
+class RestAuth(Strict):
+    """An auth header whose token comes from ${ENV} or a block; never a literal."""
+
+    header: str = "Authorization"
+    scheme: str | None = Field("Bearer", description="Prefix before the token; null for none.")
+    token: str | None = Field(None, description="The token, as ${ENV_VAR}.")
+    block: str | None = Field(None, description="Name of a saved headwater-rest-credentials block.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RestAuth:
+        if (self.token is None) == (self.block is None):
+            raise ValueError("give exactly one of token or block")
+        return self
+
+
+class Pagination(Strict):
+    """How to walk the pages of an API.
+
+    page: `param` carries 1, 2, 3...; offset: `param` carries 0, size, 2*size...;
+    cursor: the next cursor is read from `cursor_path` in the body and sent in `param`;
+    next_link: the next URL is read from `next_path` in the body (or the Link header).
+    Paging stops at an empty page, a missing cursor/link, or `max_pages`.
+    """
+
+    type: Literal["page", "offset", "cursor", "next_link"]
+    param: str | None = None
+    size_param: str | None = None
+    size: int | None = Field(None, ge=1)
+    start: int | None = None
+    cursor_path: str | None = None
+    next_path: str | None = None
+    max_pages: int = Field(10_000, ge=1)
+
+    @model_validator(mode="after")
+    def _needs(self) -> Pagination:
+        if self.type in ("page", "offset", "cursor") and not self.param:
+            raise ValueError(f"{self.type} pagination needs `param` (the query parameter to set)")
+        if self.type == "offset" and not self.size:
+            raise ValueError("offset pagination needs `size` (records per page)")
+        if self.type == "cursor" and not self.cursor_path:
+            raise ValueError("cursor pagination needs `cursor_path` (where the next cursor is in the body)")
+        return self
+
+
+class RestSource(Strict):
+    """A JSON REST API."""
+
+    kind: Literal["rest"]
+    url: str
+    method: Literal["GET", "POST"] = "GET"
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    auth: RestAuth | None = None
+    records: str | None = Field(None, description="Dot path to the list of records in the body.")
+    pagination: Pagination | None = None
+    timeout: Duration = 30.0
+    max_retries: int = Field(4, ge=0, le=20, description="Retries of one request on 429/5xx/network.")
+    backoff: Duration = Field(0.5, description="Seconds before the first request retry, doubling.")
+
+    @field_validator("timeout", "backoff", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+Source = Annotated[FileSource | SqlSource | RestSource, Field(discriminator="kind")]
+
+# ---------------------------------------------------------------- steps
+
+
+class StepBase(Strict):
+    name: str = Field(..., pattern=_NAME)
+    depends_on: list[str] = Field(default_factory=list)
+    critical: bool = Field(True, description="A non-critical step's failure leaves the run with warnings.")
+    timeout: Duration | None = Field(None, description="Seconds (or '5m') before the step is failed.")
+    retry: RetryPolicy | None = Field(None, description="Overrides the pipeline's retry policy.")
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float | None:
+        return None if v is None else parse_duration(v)
+
+    @property
+    def primary_input(self) -> str | None:
+        return self.depends_on[0] if self.depends_on else None
+
+
+class ExtractStep(StepBase):
+    type: Literal["extract"]
+    source: str
+
+
+class TransformStep(StepBase):
+    type: Literal["transform"]
+    ops: list[dict[str, Any]] = Field(..., min_length=1, description="Ops applied in order.")
+
+    @field_validator("ops")
+    @classmethod
+    def _one_key(cls, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, op in enumerate(ops):
+            if len(op) != 1:
+                raise ValueError(f"op #{i + 1} must be a mapping with one key, the op name, e.g. `- filter: ...`")
+        return ops
+
+
+class Expectation(Strict):
+    name: str = Field(..., pattern=_NAME)
+    rule: str = Field(..., description="SQL boolean expression every row must satisfy.")
+
+
+class ValidateStep(StepBase):
+    type: Literal["validate"]
+    expect: list[Expectation] = Field(default_factory=list)
+    min_rows: int | None = Field(None, ge=0)
+
+
+WriteMode = Literal["append", "overwrite", "upsert"]
+
+
+class Destination(Strict):
+    table: str = Field(..., pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+    mode: WriteMode = "append"
+    primary_key: list[Annotated[str, Field(pattern=_NAME)]] = Field(default_factory=list)
+    warehouse: ConnectionRef | None = Field(None, description="Default: the pipeline's warehouse.")
+
+    @model_validator(mode="after")
+    def _pk(self) -> Destination:
+        if self.mode == "upsert" and not self.primary_key:
+            raise ValueError("mode upsert needs primary_key (the columns that identify a row)")
+        return self
+
+
+class LoadStep(StepBase):
+    type: Literal["load"]
+    destination: Destination
+
+
+class NotifyStep(StepBase):
+    type: Literal["notify"]
+    message: str
+    channels: list[str] = Field(default_factory=list)
+
+
+Step = Annotated[
+    ExtractStep | TransformStep | ValidateStep | LoadStep | NotifyStep, Field(discriminator="type")
+]
+
+# ---------------------------------------------------------------- pipeline
+
+
+class Schedule(Strict):
+    """A cron expression in an IANA time zone, or a fixed interval."""
+
+    cron: str | None = None
+    timezone: str = "UTC"
+    interval: Duration | None = None
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float | None:
+        return None if v is None else parse_duration(v)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Schedule:
+        if (self.cron is None) == (self.interval is None):
+            raise ValueError("give exactly one of cron or interval")
+        return self
+
+
+class AlertSettings(Strict):
+    """Placeholder for alert routing: which channels hear about which outcomes."""
+
+    channels: list[str] = Field(default_factory=list)
+    on: list[Literal["failure", "warning", "success"]] = Field(default_factory=lambda: ["failure"])
+
+
+class PipelineSpec(Strict):
+    name: str = Field(..., pattern=_NAME)
+    type: Literal["etl", "sync", "reporting"] = "etl"
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    owner: str | None = None
+    warehouse: ConnectionRef | None = Field(None, description="Default: HEADWATER_WAREHOUSE_URL.")
+    sources: dict[str, Source] = Field(..., min_length=1)
+    steps: list[Step] = Field(..., min_length=1)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    schedule: Schedule | None = None
+    alerts: AlertSettings | None = None
+    pii: list[str] = Field(default_factory=list, description="Extra columns masked in samples.")
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+    def retry_for(self, step: StepBase) -> RetryPolicy:
+        return step.retry or self.retry

@@ -1,0 +1,94 @@
+"""The op registry. Each op is a pydantic model of its parameters with a one-line description and an
+example; `apply` turns a LazyFrame into a LazyFrame."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+OP_REGISTRY: dict[str, type[Op]] = {}
+
+
+@dataclass
+class OpContext:
+    """What an op may read besides its input: the outputs of the steps its step depends on."""
+
+    frames: Mapping[str, pl.LazyFrame] = field(default_factory=dict)
+
+    def frame(self, step: str) -> pl.LazyFrame:
+        if step not in self.frames:
+            raise KeyError(f"step {step!r} is not an input of this step; add it to depends_on")
+        return self.frames[step]
+
+
+class Op(BaseModel):
+    """Base of every op. Subclasses set `name`, `description`, `example` and implement `apply`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    name: ClassVar[str]
+    description: ClassVar[str]
+    example: ClassVar[str]
+    shorthand: ClassVar[str | None] = None
+    """Parameter that a bare (non-mapping) value fills, e.g. `- filter: "x > 1"`."""
+
+    def apply(self, frame: pl.LazyFrame, ctx: OpContext) -> pl.LazyFrame:
+        raise NotImplementedError
+
+    def references(self) -> list[str]:
+        """Other steps this op reads (for validation of depends_on)."""
+        return []
+
+
+O = TypeVar("O", bound=type[Op])
+
+
+def register(cls: O) -> O:
+    if cls.name in OP_REGISTRY:
+        raise ValueError(f"op {cls.name!r} registered twice")
+    OP_REGISTRY[cls.name] = cls
+    return cls
+
+
+class OpParseError(ValueError):
+    def __init__(self, position: int, op: str, message: str, hint: str | None = None) -> None:
+        self.position, self.op, self.hint = position, op, hint
+        super().__init__(message)
+
+
+def parse_op(raw: Mapping[str, Any], position: int) -> Op:
+    ((op_name, params),) = raw.items()
+    cls = OP_REGISTRY.get(op_name)
+    if cls is None:
+        known = ", ".join(sorted(OP_REGISTRY))
+        raise OpParseError(position, op_name, f"unknown op {op_name!r}", f"use one of: {known}")
+    if not isinstance(params, dict):
+        if cls.shorthand is None:
+            raise OpParseError(position, op_name, f"{op_name} takes a mapping of parameters",
+                               f"e.g. {cls.example}")
+        params = {cls.shorthand: params}
+    try:
+        return cls.model_validate(params)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        msg = first["msg"].removeprefix("Value error, ")
+        raise OpParseError(position, op_name, f"{op_name}: {where + ': ' if where else ''}{msg}",
+                           f"e.g. {cls.example}") from None
+
+
+def parse_ops(raw_ops: Sequence[Mapping[str, Any]]) -> list[Op]:
+    return [parse_op(raw, i) for i, raw in enumerate(raw_ops)]
+
+
+def apply_ops(frame: pl.LazyFrame, ops: Sequence[Op], ctx: OpContext) -> pl.LazyFrame:
+    for op in ops:
+        frame = frame.pipe(_bound(op, ctx))
+    return frame
+
+
+def _bound(op: Op, ctx: OpContext) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
+    return lambda lf: op.apply(lf, ctx)
