@@ -22,6 +22,19 @@ URL_PASSWORD = re.compile(r"://[^/:@\s]*:([^@\s]+)@")
 Path_ = tuple[str | int, ...]
 
 
+class SpecYamlLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. (YAML 1.1 reads `on:`, `yes`, `no`, `off` as booleans,
+    which would turn a join's `on:` key into True.)"""
+
+
+SpecYamlLoader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+SpecYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
 @dataclass(frozen=True)
 class LoadedSpec:
     """A validated spec and where it came from."""
@@ -173,8 +186,8 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None) -> Lo
     """Parse and validate one spec's text. Raises SpecError listing every problem found."""
     env = os.environ if env is None else env
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=SpecYamlLoader)
+        data = yaml.load(text, Loader=SpecYamlLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise SpecError([SpecProblem(file, "(yaml)", f"not valid YAML: {getattr(exc, 'problem', exc)}",

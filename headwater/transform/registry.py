@@ -65,6 +65,10 @@ def parse_op(raw: Mapping[str, Any], position: int) -> Op:
     if cls is None:
         known = ", ".join(sorted(OP_REGISTRY))
         raise OpParseError(position, op_name, f"unknown op {op_name!r}", f"use one of: {known}")
+    if isinstance(params, dict) and cls.shorthand is not None:
+        fields = {f.alias or n for n, f in cls.model_fields.items()} | set(cls.model_fields)
+        if not fields & set(params):  # e.g. `rename: {name: carrier_name}`: the mapping is the shorthand
+            params = {cls.shorthand: params}
     if not isinstance(params, dict):
         if cls.shorthand is None:
             raise OpParseError(position, op_name, f"{op_name} takes a mapping of parameters",

@@ -1,0 +1,8 @@
+"""Prefect blocks: typed connection and credential configuration, secrets as SecretStr. No logic.
+
+Register them with `prefect block register -m blocks`."""
+
+from blocks.database import HeadwaterDatabase
+from blocks.rest import RestCredentials
+
+__all__ = ["HeadwaterDatabase", "RestCredentials"]

@@ -1,0 +1,1 @@
+"""Prefect flows: parameters, ordering, loading blocks."""

@@ -1,0 +1,116 @@
+"""Every pipeline runs as this flow, named after the pipeline: steps become tasks, independent
+steps run concurrently, and the run is recorded in the metadata store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture, as_completed
+from prefect.runtime import flow_run
+
+from headwater.connections import Connections
+from headwater.errors import HeadwaterError
+from headwater.pipeline import PipelineRun
+from headwater.settings import Settings
+from headwater.spec.loader import find_pipeline
+from headwater.store import Store
+from tasks.steps import step_task
+
+
+class PipelineRunFailed(HeadwaterError):
+    """The run ended `failed`: the Prefect flow run fails too."""
+
+    def __init__(self, pipeline: str, summary: dict[str, Any]) -> None:
+        self.pipeline, self.summary = pipeline, summary
+        super().__init__(f"pipeline {pipeline} failed at step {summary.get('failed_step')}: "
+                         f"{summary.get('error_type')}: {summary.get('error_message')}")
+
+
+def load_database_url(name: str) -> str:
+    from blocks import HeadwaterDatabase
+
+    return HeadwaterDatabase.load(name).sqlalchemy_url()
+
+
+def load_rest_token(name: str) -> str:
+    from blocks import RestCredentials
+
+    return RestCredentials.load(name).token.get_secret_value()
+
+
+def detect_execution_type() -> str:
+    """scheduled | triggered | retry | manual, from what Prefect knows of this flow run."""
+    if (flow_run.run_count or 1) > 1:
+        return "retry"
+    if not flow_run.deployment_id:
+        return "manual"
+    try:
+        from prefect import get_client
+
+        with get_client(sync_client=True) as client:
+            info = client.read_flow_run(flow_run.id)
+    except Exception:  # the record is nice to have; never fail a run over it
+        return "manual"
+    if info.auto_scheduled:
+        return "scheduled"
+    created_by = getattr(info.created_by, "type", None) if info.created_by else None
+    return "triggered" if created_by and created_by.upper() == "AUTOMATION" else "manual"
+
+
+def orchestrate(run: PipelineRun) -> None:
+    """Submit steps as their inputs become ready; settle each as it finishes."""
+    futures: dict[PrefectFuture[Any], str] = {}
+
+    def submit_ready() -> None:
+        for name in run.ready(set(futures.values())):
+            futures[step_task(run, name).submit(run, name, run.inputs_of(name))] = name
+
+    submit_ready()
+    while futures:
+        done = next(iter(as_completed(list(futures))))
+        name = futures.pop(done)
+        try:
+            run.completed(name, done.result())
+        except Exception as exc:
+            run.failed(name, exc)
+        submit_ready()
+
+
+@flow(name="pipeline", flow_run_name="{pipeline}", persist_result=False, validate_parameters=True)
+def pipeline_flow(pipeline: str, execution_type: str | None = None,
+                  pipelines_dir: str | None = None) -> dict[str, Any]:
+    """Run the pipeline named `pipeline` from `pipelines_dir` (default HEADWATER_PIPELINES)."""
+    logger = get_run_logger()
+    settings = Settings.from_env()
+    settings.ensure_home()
+    loaded = find_pipeline(pipelines_dir or settings.pipelines_dir, pipeline)
+    store = Store(settings.database_url).migrate()
+    connections = Connections(settings.warehouse_url, database_block=load_database_url,
+                              secret_block=load_rest_token)
+    run = PipelineRun(loaded, store, connections, execution_type=execution_type or detect_execution_type(),
+                      flow_run_id=str(flow_run.id) if flow_run.id else None)
+    try:
+        run.start()
+        for crashed in run.crashed_runs:
+            logger.warning("earlier run %s never finished (its process is gone): marked crashed", crashed)
+        try:
+            orchestrate(run)
+            summary = run.finish()
+        except BaseException as exc:
+            summary = run.abort(exc)
+            raise
+    finally:
+        connections.dispose()
+        store.dispose()
+    result = {"run_id": run.run_id, "pipeline": pipeline, **summary.__dict__}
+    logger.info("%s %s: %d rows read, %d inserted, %d updated", pipeline, summary.status,
+                summary.records_processed, summary.records_inserted, summary.records_updated)
+    if summary.status == "failed":
+        raise PipelineRunFailed(pipeline, result)
+    return result
+
+
+def flow_for(pipeline: str) -> Any:
+    """The flow as it is named for one pipeline."""
+    return pipeline_flow.with_options(name=pipeline)

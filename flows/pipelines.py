@@ -1,0 +1,7 @@
+"""One flow per example pipeline, named after it: the entrypoints of the deployments in prefect.yaml.
+(A test checks that every spec in pipelines/ has its line here and a deployment.)"""
+
+from flows.pipeline import flow_for
+
+flights_daily = flow_for("flights_daily")
+vendor_prices = flow_for("vendor_prices")

@@ -1,0 +1,188 @@
+"""The `headwater` command. Imports stay lazy: `validate` never loads Prefect."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from headwater.errors import HeadwaterError, SpecError
+from headwater.settings import Settings
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def examples_dir() -> Path:
+    """The example pipelines shipped beside the package (repo checkout or editable install)."""
+    return Path(__file__).resolve().parent.parent / "pipelines"
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from headwater.spec.loader import load_pipeline, spec_files
+
+    targets = [Path(p) for p in args.paths] or [settings.pipelines_dir]
+    files = [f for t in targets for f in spec_files(t)] if all(t.exists() for t in targets) else []
+    missing = [t for t in targets if not t.exists()]
+    for t in missing:
+        print(f"{t}: no such file or folder (fix: give a spec file or a folder of *.yaml specs)")
+    if not files and not missing:
+        print(f"{', '.join(map(str, targets))}: no *.yaml pipeline specs found")
+        return 1
+    problems = len(missing)
+    for path in files:
+        try:
+            loaded = load_pipeline(path)
+        except SpecError as exc:
+            problems += len(exc.problems)
+            for problem in exc.problems:
+                print(problem)
+            continue
+        print(f"ok  {path}  ({loaded.spec.name}: {len(loaded.spec.steps)} steps)")
+    if problems:
+        print(f"\n{problems} problem(s) found")
+    return 1 if problems else 0
+
+
+def _run_flow(pipeline: str, pipelines_dir: Path, execution_type: str | None) -> dict[str, Any]:
+    from flows.pipeline import PipelineRunFailed, flow_for
+
+    try:
+        return flow_for(pipeline)(pipeline=pipeline, execution_type=execution_type,
+                                  pipelines_dir=str(pipelines_dir))
+    except PipelineRunFailed as exc:
+        return exc.summary
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    print(f"{result['pipeline']}: {result['status']}  (run {result['run_id']})")
+    print(f"  rows read {result['records_processed']}, inserted {result['records_inserted']}, "
+          f"updated {result['records_updated']}, retries {result['retry_count']}")
+    if result.get("failed_step"):
+        print(f"  failed at step {result['failed_step']}: {result['error_type']}: {result['error_message']}")
+    for warning in result.get("warnings") or []:
+        print(f"  warning: {warning}")
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    result = _run_flow(args.pipeline, Path(args.pipelines or settings.pipelines_dir), args.execution_type)
+    _print_summary(result)
+    return 1 if result["status"] == "failed" else 0
+
+
+def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
+    from headwater.store import Store
+
+    store = Store(settings.database_url).migrate()
+    if args.run:
+        run = store.run(args.run)
+        if not run:
+            print(f"no run {args.run}")
+            return 1
+        for key in ("pipeline_name", "status", "execution_type", "flow_run_id", "started_at", "ended_at",
+                    "duration_seconds", "records_processed", "records_loaded", "records_inserted", "records_updated",
+                    "retry_count", "peak_memory_mb", "cpu_seconds", "failed_step", "error_type",
+                    "error_message"):
+            print(f"{key:18} {run[key]}")
+        rows = [(s["step_name"], s["step_type"], s["status"], s["attempts"], s["records_in"], s["records_out"],
+                 _secs(s["duration_seconds"]), _mb(s["peak_memory_mb"]), s["error_message"] or "")
+                for s in store.steps(args.run)]
+        print()
+        print(table(rows, ["step", "type", "status", "attempts", "in", "out", "time", "peak MB", "error"]))
+        return 0
+    runs = store.runs(args.pipeline, args.limit)
+    rows = [(r["id"][:8], r["pipeline_name"], r["execution_type"], r["status"],
+             r["started_at"].strftime("%Y-%m-%d %H:%M:%S"), _secs(r["duration_seconds"]),
+             r["records_processed"], r["records_loaded"], r["records_inserted"], r["records_updated"],
+             r["retry_count"],
+             (r["failed_step"] or "") and f"{r['failed_step']}: {r['error_type']}") for r in runs]
+    print(table(rows, ["run", "pipeline", "type", "status", "started (UTC)", "time", "read", "loaded",
+                       "inserted", "updated", "retries", "failure"]))
+    return 0
+
+
+def _secs(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}s"
+
+
+def _mb(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from headwater.connections import display_url
+
+    pipelines = Path(os.environ.get("HEADWATER_PIPELINES") or examples_dir())
+    names = ["flights_daily", "vendor_prices"]
+    print(f"Headwater demo: {', '.join(names)} from {pipelines}")
+    print(f"  warehouse {display_url(settings.warehouse_url)}\n  store     {display_url(settings.database_url)}")
+    rows, failed = [], False
+    for name in names:
+        start = time.monotonic()
+        result = _run_flow(name, pipelines, "manual")
+        failed |= result["status"] == "failed"
+        rows.append((name, result["status"], result["records_processed"],
+                     result["records_loaded"], result["records_inserted"],
+                     result["records_updated"], f"{time.monotonic() - start:.1f}s"))
+        for warning in result.get("warnings") or []:
+            print(f"  {name}: warning: {warning}")
+        if result.get("failed_step"):
+            print(f"  {name}: failed at {result['failed_step']}: {result['error_message']}")
+    print()
+    print(table(rows, ["pipeline", "status", "rows in", "rows out", "inserted", "updated", "duration"]))
+    api = os.environ.get("PREFECT_API_URL")
+    ui = api.removesuffix("/api") if api else "http://127.0.0.1:4200 after `prefect server start`"
+    warehouse = settings.warehouse_url.removeprefix("sqlite:///")
+    print(f"""
+The data:     tables carrier_daily and vendor_prices in {display_url(settings.warehouse_url)}
+              e.g. sqlite3 {warehouse} 'SELECT * FROM carrier_daily LIMIT 5'
+Run history:  headwater runs      (one run: headwater runs --run <id>)
+Prefect UI:   {ui}""")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="headwater", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate", help="check pipeline specs; errors name file, line, field and fix")
+    p.add_argument("paths", nargs="*", help="spec files or folders (default: HEADWATER_PIPELINES or ./pipelines)")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("run", help="run one pipeline now, as a Prefect flow")
+    p.add_argument("pipeline")
+    p.add_argument("--pipelines", help="folder of specs (default: HEADWATER_PIPELINES or ./pipelines)")
+    p.add_argument("--execution-type", choices=["manual", "scheduled", "triggered", "retry"])
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("runs", help="run history")
+    p.add_argument("--pipeline")
+    p.add_argument("--run", help="show one run with its steps")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_runs)
+    p = sub.add_parser("demo", help="run the example pipelines on the embedded SQLite defaults")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        return int(args.func(args, settings))
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except HeadwaterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""A pipeline run: its record in the store, the state of every step, and the rules that decide what
+runs next: independent steps may run at once; a failed critical step fails the run and nothing new
+starts; a failed non-critical step passes its input through so downstream steps go on with the best
+data available, and the run completes with warnings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from headwater.connections import Connections
+from headwater.errors import TransientError, UpstreamUnavailable
+from headwater.load import WatermarkUpdate
+from headwater.pipeline import steps as run_steps
+from headwater.pipeline.monitor import ResourceMonitor
+from headwater.redact import masked_sample, redact
+from headwater.spec.checks import downstream_loads, step_order
+from headwater.spec.loader import LoadedSpec
+from headwater.spec.models import (
+    ExtractStep,
+    LoadStep,
+    NotifyStep,
+    Step,
+    TransformStep,
+    ValidateStep,
+)
+from headwater.store.store import RunSummary, StepRecord, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepResult:
+    status: str  # completed | failed | skipped
+    output: pl.DataFrame | None = None
+    watermark: WatermarkUpdate | None = None
+    records_in: int | None = None
+    load: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    attempts: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class PipelineRun:
+    def __init__(self, loaded: LoadedSpec, store: Store, connections: Connections, *,
+                 execution_type: str = "manual", flow_run_id: str | None = None) -> None:
+        self.loaded, self.spec = loaded, loaded.spec
+        self.store, self.connections = store, connections
+        self.execution_type, self.flow_run_id = execution_type, flow_run_id
+        self.order = step_order(loaded)
+        self.results: dict[str, StepResult] = {}
+        self.crashed_runs: list[str] = []
+        self.run_id = ""
+        self.monitor: ResourceMonitor | None = None
+        self.halted = False
+        self.attempts: dict[str, int] = {}
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> str:
+        self.crashed_runs = self.store.mark_crashed(self.spec.name)
+        for run_id in self.crashed_runs:
+            log.warning("run %s of %s had crashed; marked crashed", run_id, self.spec.name)
+        pipeline_id = self.store.register_pipeline(self.loaded, self.connections.default_warehouse_url)
+        steps = [(name, self.spec.step(name).type) for name in self.order]
+        self.run_id = self.store.start_run(pipeline_id, self.spec.name, steps,
+                                           execution_type=self.execution_type, flow_run_id=self.flow_run_id)
+        self.monitor = ResourceMonitor()
+        return self.run_id
+
+    def ready(self, running: set[str]) -> list[str]:
+        """Steps whose dependencies have all finished; none once a critical step has failed."""
+        if self.halted:
+            return []
+        return [name for name in self.order
+                if name not in self.results and name not in running
+                and all(dep in self.results for dep in self.spec.step(name).depends_on)]
+
+    def pending(self) -> list[str]:
+        return [name for name in self.order if name not in self.results]
+
+    # ------------------------------------------------------------ steps
+
+    def inputs_of(self, name: str) -> dict[str, pl.DataFrame | None]:
+        return {dep: self.results[dep].output for dep in self.spec.step(name).depends_on}
+
+    def _watermarks_for(self, load: LoadStep) -> list[WatermarkUpdate]:
+        marks = []
+        for name, result in self.results.items():
+            if result.watermark is not None and load.name in downstream_loads(self.loaded, name):
+                marks.append(result.watermark)
+        return marks
+
+    def _load_step_for(self, extract: str) -> LoadStep | None:
+        loads = downstream_loads(self.loaded, extract)
+        step = self.spec.step(loads[0]) if loads else None
+        return step if isinstance(step, LoadStep) else None
+
+    def execute_step(self, name: str, inputs: dict[str, pl.DataFrame | None], attempt: int = 1) -> StepResult:
+        """Run one attempt of a step and record it. Raises the step's error (so an orchestrator can
+        retry it); `will_retry` tells whether the retry policy wants another attempt."""
+        step = self.spec.step(name)
+        assert self.monitor is not None, "start() the run first"
+        self.attempts[name] = attempt
+        self.store.step_started(self.run_id, name, attempt)
+        started = datetime.now(UTC)
+        window = self.monitor.open()
+        primary = inputs.get(step.primary_input) if step.primary_input else None
+        try:
+            missing = [dep for dep, frame in inputs.items() if frame is None]
+            if missing:
+                raise UpstreamUnavailable(name, missing)
+            output = self._dispatch(step, inputs)
+        except BaseException as exc:
+            peak, delta = self.monitor.close(window)
+            retrying = self.will_retry(name, exc, attempt)
+            self.store.step_finished(self.run_id, name, StepRecord(
+                status="retrying" if retrying else "failed", attempts=attempt, started_at=started,
+                ended_at=datetime.now(UTC), records_in=primary.height if primary is not None else None,
+                peak_memory_mb=peak, memory_delta_mb=delta, sample_in=self._sample(primary),
+                error_type=type(exc).__name__, error_message=self.redact(str(exc))))
+            raise
+        peak, delta = self.monitor.close(window)
+        out = output.frame
+        record = StepRecord(
+            status="completed", attempts=attempt, started_at=started, ended_at=datetime.now(UTC),
+            records_in=output.records_in, records_out=out.height if out is not None else None,
+            peak_memory_mb=peak, memory_delta_mb=delta, sample_in=self._sample(primary),
+            sample_out=self._sample(out) if step.type != "load" else None, metrics=output.metrics)
+        self.store.step_finished(self.run_id, name, record)
+        return StepResult("completed", out, output.watermark, output.records_in, output.load,
+                          attempts=attempt, metrics=output.metrics)
+
+    def _dispatch(self, step: Step, inputs: dict[str, pl.DataFrame | None]) -> run_steps.StepOutput:
+        env = run_steps.StepEnv(self.spec, self.loaded.base_dir, self.connections, self.run_id)
+        frames = {k: v for k, v in inputs.items() if v is not None}
+        primary = frames.get(step.primary_input or "")
+        if isinstance(step, ExtractStep):
+            return run_steps.run_extract(env, step, self._load_step_for(step.name))
+        if isinstance(step, TransformStep):
+            return run_steps.run_transform(env, step, frames)
+        if isinstance(step, ValidateStep):
+            return run_steps.run_validate(env, step, _need(primary))
+        if isinstance(step, LoadStep):
+            return run_steps.run_load(env, step, _need(primary), self._watermarks_for(step))
+        if isinstance(step, NotifyStep):
+            return run_steps.run_notify(env, step, primary)
+        raise TypeError(type(step).__name__)
+
+    def will_retry(self, name: str, exc: BaseException, attempt: int) -> bool:
+        policy = self.spec.retry_for(self.spec.step(name))
+        return isinstance(exc, TransientError) and attempt < policy.attempts
+
+    def completed(self, name: str, result: StepResult) -> None:
+        self.results[name] = result
+
+    def failed(self, name: str, exc: BaseException) -> None:
+        """The step failed for good. Non-critical: pass its primary input through."""
+        step = self.spec.step(name)
+        message = self.redact(str(exc)) or type(exc).__name__
+        attempts = self.attempts.get(name, 0)
+        # a step the orchestrator stopped (e.g. a timeout) may not have recorded its own end
+        self.store.step_failed_if_open(self.run_id, name, type(exc).__name__, message)
+        passed = None
+        if not step.critical and step.primary_input:
+            passed = self.results[step.primary_input].output
+        self.results[name] = StepResult("failed", passed, error=message, error_type=type(exc).__name__,
+                                        attempts=attempts)
+        if step.critical:
+            self.halted = True
+
+    def finish(self) -> RunSummary:
+        """Skip whatever did not run, compute the run's status and totals, record them."""
+        for name in self.pending():
+            self.results[name] = StepResult("skipped")
+            self.store.step_skipped(self.run_id, name, "not run: an earlier critical step failed")
+        failed = [(n, r) for n, r in self.results.items() if r.status == "failed"]
+        critical = [(n, r) for n, r in failed if self.spec.step(n).critical]
+        status = "failed" if critical else ("completed_with_warnings" if failed else "completed")
+        summary = RunSummary(status=status)
+        for name, result in self.results.items():
+            step = self.spec.step(name)
+            summary.retry_count += max(result.attempts - 1, 0)
+            if isinstance(step, ExtractStep) and result.status == "completed" and result.output is not None:
+                summary.records_processed += result.output.height
+            if result.load is not None:
+                summary.records_inserted += result.load.inserted
+                summary.records_updated += result.load.updated
+                summary.records_loaded += result.load.rows
+        for name, result in failed:
+            summary.warnings.append(f"step {name} failed: {result.error_type}: {result.error}")
+        if critical:
+            summary.failed_step, first = critical[0]
+            summary.error_type, summary.error_message = first.error_type, first.error
+        if self.monitor is not None:
+            self.monitor.stop()
+            summary.peak_memory_mb = self.monitor.run_peak / (1024 * 1024)
+            summary.cpu_seconds = self.monitor.cpu_seconds()
+        self.store.finish_run(self.run_id, summary)
+        return summary
+
+    def abort(self, exc: BaseException) -> RunSummary:
+        """The orchestration itself failed (not a step): record the run failed with that error."""
+        self.halted = True
+        summary = self.finish()
+        if summary.status != "failed":
+            summary.status, summary.error_type = "failed", type(exc).__name__
+            summary.error_message = self.redact(str(exc))
+            self.store.finish_run(self.run_id, summary)
+        return summary
+
+    # ------------------------------------------------------------ helpers
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.connections.secrets)
+
+    def _sample(self, frame: pl.DataFrame | None) -> list[dict[str, Any]] | None:
+        return masked_sample(frame, 5, self.spec.pii) if frame is not None else None
+
+
+def _need(frame: pl.DataFrame | None) -> pl.DataFrame:
+    if frame is None:
+        raise UpstreamUnavailable("step", ["input"])
+    return frame

@@ -1,0 +1,105 @@
+"""What each step type does with its inputs. Pure functions of (spec, inputs, connections)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from headwater.connections import Connections
+from headwater.errors import DataQualityError, PermanentError
+from headwater.extract import extract_source
+from headwater.load import LoadResult, WatermarkUpdate, load_frame, read_watermark
+from headwater.spec.models import (
+    ExtractStep,
+    LoadStep,
+    NotifyStep,
+    PipelineSpec,
+    SqlSource,
+    TransformStep,
+    ValidateStep,
+)
+from headwater.transform import OpContext, apply_ops, parse_ops
+from headwater.transform.expressions import parse_expr
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepOutput:
+    frame: pl.DataFrame | None
+    records_in: int | None = None
+    watermark: WatermarkUpdate | None = None
+    load: LoadResult | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepEnv:
+    spec: PipelineSpec
+    base_dir: Path
+    connections: Connections
+    run_id: str
+
+
+def run_extract(env: StepEnv, step: ExtractStep, load_step: LoadStep | None) -> StepOutput:
+    source = env.spec.sources[step.source]
+    watermark = None
+    if isinstance(source, SqlSource) and source.incremental and load_step is not None:
+        engine = env.connections.engine(load_step.destination.warehouse or env.spec.warehouse)
+        watermark = read_watermark(engine, env.spec.name, step.source)
+    result = extract_source(step.source, source, base_dir=env.base_dir, connections=env.connections,
+                            watermark=watermark)
+    mark = WatermarkUpdate(step.source, result.watermark) if result.watermark is not None else None
+    return StepOutput(result.frame, result.frame.height, mark, metrics=result.metrics)
+
+
+def run_transform(env: StepEnv, step: TransformStep, inputs: dict[str, pl.DataFrame]) -> StepOutput:
+    primary = inputs[step.depends_on[0]]
+    ops = parse_ops(step.ops)
+    ctx = OpContext({name: frame.lazy() for name, frame in inputs.items()})
+    try:
+        out = apply_ops(primary.lazy(), ops, ctx).collect()
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise PermanentError(f"step {step.name}: {type(exc).__name__}: {first}",
+                             hint="check the column names and types the ops use against the step's input "
+                                  f"columns: {', '.join(primary.columns)}") from exc
+    return StepOutput(out, primary.height)
+
+
+def run_validate(env: StepEnv, step: ValidateStep, frame: pl.DataFrame) -> StepOutput:
+    failures: dict[str, int] = {}
+    if step.expect:
+        counts = frame.select(
+            (~parse_expr(e.rule).fill_null(True)).sum().alias(e.name) for e in step.expect
+        ).row(0, named=True)
+        failures = {name: int(n) for name, n in counts.items() if n}
+    if step.min_rows is not None and frame.height < step.min_rows:
+        failures["min_rows"] = step.min_rows - frame.height
+    metrics = {"checked": frame.height, "failed_rules": failures}
+    if failures:
+        raise DataQualityError(step.name, failures, frame.height)
+    return StepOutput(frame, frame.height, metrics=metrics)
+
+
+def run_load(env: StepEnv, step: LoadStep, frame: pl.DataFrame,
+             watermarks: list[WatermarkUpdate]) -> StepOutput:
+    engine = env.connections.engine(step.destination.warehouse or env.spec.warehouse)
+    result = load_frame(engine, frame, step.destination, pipeline=env.spec.name, run_id=env.run_id,
+                        watermarks=watermarks)
+    metrics = {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
+               "deleted": result.deleted, "created_table": result.created_table,
+               "added_columns": result.added_columns,
+               "watermarks": {k: str(v) for k, v in result.watermarks.items()}}
+    return StepOutput(frame, frame.height, load=result, metrics=metrics)
+
+
+def run_notify(env: StepEnv, step: NotifyStep, frame: pl.DataFrame | None) -> StepOutput:
+    rows = frame.height if frame is not None else 0
+    message = step.message.replace("{pipeline}", env.spec.name).replace("{rows}", str(rows))
+    log.info("notify %s: %s", ",".join(step.channels) or "(log)", message)
+    return StepOutput(frame, rows, metrics={"message": message, "channels": step.channels})

@@ -1,0 +1,122 @@
+"""Store tables (SQLAlchemy Core). Alembic migrations in `migrations/` create them; keep both in step
+(a test compares the migrated schema with this metadata)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+TS = sa.DateTime(timezone=True)
+
+data_pipelines = sa.Table(
+    "data_pipelines", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("pipeline_type", sa.String(20), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("owner", sa.String(200)),
+    sa.Column("spec_path", sa.Text, nullable=False),
+    sa.Column("spec_hash", sa.String(64), nullable=False),
+    sa.Column("schedule_cron", sa.String(200)),
+    sa.Column("schedule_timezone", sa.String(100)),
+    sa.Column("schedule_interval_seconds", sa.Float),
+    sa.Column("alert_settings", sa.JSON),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+pipeline_steps = sa.Table(
+    "pipeline_steps", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline_id", sa.Integer, sa.ForeignKey("data_pipelines.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("step_type", sa.String(20), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("depends_on", sa.JSON, nullable=False),
+    sa.Column("critical", sa.Boolean, nullable=False),
+    sa.Column("timeout_seconds", sa.Float),
+    sa.Column("retry_policy", sa.JSON, nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.UniqueConstraint("pipeline_id", "name", name="uq_pipeline_steps_pipeline_name"),
+)
+
+data_sources = sa.Table(
+    "data_sources", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline_id", sa.Integer, sa.ForeignKey("data_pipelines.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("incremental_cursor", sa.String(200)),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.UniqueConstraint("pipeline_id", "name", name="uq_data_sources_pipeline_name"),
+)
+
+data_destinations = sa.Table(
+    "data_destinations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline_id", sa.Integer, sa.ForeignKey("data_pipelines.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("step_name", sa.String(200), nullable=False),
+    sa.Column("table_name", sa.String(200), nullable=False),
+    sa.Column("write_mode", sa.String(20), nullable=False),
+    sa.Column("primary_key", sa.JSON, nullable=False),
+    sa.Column("warehouse", sa.Text, nullable=False),
+    sa.UniqueConstraint("pipeline_id", "step_name", name="uq_data_destinations_pipeline_step"),
+)
+
+pipeline_executions = sa.Table(
+    "pipeline_executions", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("pipeline_id", sa.Integer, sa.ForeignKey("data_pipelines.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("pipeline_name", sa.String(200), nullable=False),
+    sa.Column("flow_run_id", sa.String(36)),
+    sa.Column("execution_type", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("ended_at", TS),
+    sa.Column("duration_seconds", sa.Float),
+    sa.Column("records_processed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("records_inserted", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("records_updated", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("records_failed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("records_loaded", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("peak_memory_mb", sa.Float),
+    sa.Column("cpu_seconds", sa.Float),
+    sa.Column("error_type", sa.String(200)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("failed_step", sa.String(200)),
+    sa.Column("retry_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("warnings", sa.JSON, nullable=False),
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("process_started_at", sa.Float, nullable=False),
+    sa.Index("ix_pipeline_executions_pipeline_started", "pipeline_name", "started_at"),
+    sa.Index("ix_pipeline_executions_status", "status"),
+)
+
+step_executions = sa.Table(
+    "step_executions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("execution_id", sa.String(36), sa.ForeignKey("pipeline_executions.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("step_name", sa.String(200), nullable=False),
+    sa.Column("step_type", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("retry_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("started_at", TS),
+    sa.Column("ended_at", TS),
+    sa.Column("duration_seconds", sa.Float),
+    sa.Column("records_in", sa.BigInteger),
+    sa.Column("records_out", sa.BigInteger),
+    sa.Column("peak_memory_mb", sa.Float),
+    sa.Column("memory_delta_mb", sa.Float),
+    sa.Column("sample_in", sa.JSON),
+    sa.Column("sample_out", sa.JSON),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("error_type", sa.String(200)),
+    sa.Column("error_message", sa.Text),
+    sa.UniqueConstraint("execution_id", "step_name", name="uq_step_executions_execution_step"),
+)

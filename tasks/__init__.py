@@ -1,0 +1,1 @@
+"""Prefect tasks: each one observable, retryable call into the domain."""
