@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 
 from headwater.connections import Connections
 from headwater.errors import HeadwaterError
@@ -43,7 +43,7 @@ def detect_execution_type() -> str:
     """scheduled | triggered | retry | manual, from what Prefect knows of this flow run."""
     if (flow_run.run_count or 1) > 1:
         return "retry"
-    if not flow_run.deployment_id:
+    if not deployment.id:
         return "manual"
     try:
         from prefect import get_client

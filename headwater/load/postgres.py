@@ -28,7 +28,8 @@ def _copy(cur, target_sql: str, columns_sql: str, frame: pl.DataFrame) -> None: 
             cur.copy_expert(sql, buf)
         except Exception as exc:
             match = _COPY_LINE.search(str(exc))
-            if match is None:
+            # only data (22) and integrity (23) errors are about a row; a lock timeout is not
+            if match is None or not (getattr(exc, "pgcode", None) or "").startswith(("22", "23")):
                 raise
             row = offset + int(match.group(1))
             column = match.group(2) or "?"

@@ -42,8 +42,10 @@ def prepare_frame(frame: pl.DataFrame) -> pl.DataFrame:
     exprs = []
     for name, dtype in frame.schema.items():
         if isinstance(dtype, pl.List | pl.Array):
-            exprs.append(pl.struct(pl.col(name).alias("v")).struct.json_encode()
-                         .str.slice(5).str.head(-1).alias(name))
+            # {"v":[...]} minus the wrapper; a null list stays SQL NULL, not the JSON text 'null'
+            exprs.append(pl.when(pl.col(name).is_not_null())
+                         .then(pl.struct(pl.col(name).alias("v")).struct.json_encode().str.slice(5).str.head(-1))
+                         .alias(name))
         elif isinstance(dtype, pl.Struct):
             exprs.append(pl.col(name).struct.json_encode().alias(name))
         elif dtype == pl.Null:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 import sqlalchemy as sa
 
+from headwater.errors import PermanentError
 from headwater.load.base import LoadResult
 from headwater.load.schema import qualified
 from headwater.spec.models import Destination
@@ -26,6 +27,28 @@ def _plain(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(exprs) if exprs else frame
 
 
+def _check_fit(table: sa.Table, frame: pl.DataFrame) -> None:
+    """Fail like PostgreSQL where SQLite would not: its type affinity stores text that is not a number
+    in a numeric column as text, and its driver cannot bind integers past 64 bits."""
+    for name, dtype in frame.schema.items():
+        coltype = table.c[name].type
+        if dtype == pl.UInt64:
+            bad, reason = pl.col(name) > 2**63 - 1, "is out of range for a 64-bit integer"
+        elif dtype == pl.String and isinstance(coltype, sa.Integer | sa.Numeric):
+            target = pl.Int64 if isinstance(coltype, sa.Integer) else pl.Float64
+            as_number = pl.col(name).str.strip_chars().cast(target, strict=False)
+            bad = pl.col(name).is_not_null() & as_number.is_null()
+            reason = f"is not a valid {coltype.compile()}"
+        else:
+            continue
+        rows = frame.select(bad.arg_true())[:, 0]
+        if rows.len():
+            raise PermanentError(f"row {rows[0] + 1} of the load, column {name}: {frame[name][rows[0]]!r} "
+                                 f"{reason} ({rows.len()} row(s) like it)",
+                                 hint="the target column's type does not fit the data: cast it in a "
+                                      "transform step, or alter the table")
+
+
 def _insert_all(cur, target: str, cols_sql: str, frame: pl.DataFrame) -> None:  # type: ignore[no-untyped-def]
     marks = ", ".join("?" for _ in frame.columns)
     sql = f"INSERT INTO {target} ({cols_sql}) VALUES ({marks})"
@@ -39,6 +62,7 @@ def write_sqlite(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame,
     target = qualified(conn, table)
     cols = frame.columns
     cols_sql = ", ".join(quote(c) for c in cols)
+    _check_fit(table, frame)
     frame = _plain(frame)
     result = LoadResult(destination.table, destination.mode, frame.height)
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]

@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-        op.create_table(
+    op.create_table(
         "data_pipelines",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -141,7 +141,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-        op.drop_table("step_executions")
+    op.drop_table("step_executions")
     op.drop_table("pipeline_steps")
     with op.batch_alter_table("pipeline_executions", schema=None) as batch_op:
         batch_op.drop_index("ix_pipeline_executions_status")
