@@ -10,7 +10,13 @@ import polars as pl
 
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)([^@\s]+)(@)")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_PHONE = re.compile(r"\+?\d[\d\s().-]{7,}\d")
+_PHONE = re.compile(
+    r"(?<![\w.:/-])(?:\+\d{1,3}[\s.-]?\d[\d\s.-]{6,13}\d"  # international: +44 20 7946 0958
+    r"|\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}"  # North American: (415) 555-2671, 415-555-2671
+    r"|0\d{2,4}[\s-]\d{3,4}[\s-]?\d{3,4})(?![\w.:/-])"  # national with a trunk 0: 020 7946 0958
+)
+_DRIVER_DETAIL = re.compile(r"\n?\[(?:SQL|parameters): .*?(?=\n\[|\n\(Background|\Z)|\n?\(Background on this error at: [^)]*\)",
+                            re.DOTALL)
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _BEARER = re.compile(r"(?i)(bearer|token|api[_-]?key|password|secret)([\s:=\"']+)([^\s\"',;]+)")
 PII_COLUMN = re.compile(
@@ -22,7 +28,8 @@ PII_COLUMN = re.compile(
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Mask URL passwords, bearer tokens, known secret values, emails, phone numbers and SSNs."""
-    out = _URL_PASSWORD.sub(r"\1***\3", text)
+    out = _DRIVER_DETAIL.sub("", text)  # SQLAlchemy appends the statement and its parameters: row data
+    out = _URL_PASSWORD.sub(r"\1***\3", out)
     for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
         out = out.replace(secret, "***")
     out = _BEARER.sub(r"\1\2***", out)

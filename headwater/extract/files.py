@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import gzip
 import importlib.util
 import io
 import json
@@ -52,6 +53,8 @@ def file_format(source: FileSource, path: Path) -> str:
 
 
 def _payload(path: Path) -> bytes | Path:
+    if path.suffix == ".gz":
+        return gzip.decompress(path.read_bytes())
     if path.suffix == ".zip":
         with zipfile.ZipFile(path) as archive:
             members = [m for m in archive.namelist() if not m.endswith("/")]
@@ -81,7 +84,7 @@ def _read_one(name: str, source: FileSource, path: Path) -> pl.DataFrame:
     payload = _payload(path)
     if fmt in ("csv", "tsv"):
         sep = source.delimiter or ("\t" if fmt == "tsv" else ",")
-        if isinstance(payload, Path) and path.suffix != ".gz":
+        if isinstance(payload, Path):
             lazy = pl.scan_csv(payload, separator=sep, null_values=source.null_values or None,
                                schema_overrides=overrides or None,
                                infer_schema_length=source.infer_schema_length)
@@ -89,8 +92,9 @@ def _read_one(name: str, source: FileSource, path: Path) -> pl.DataFrame:
         return pl.read_csv(payload, separator=sep, null_values=source.null_values or None,
                            schema_overrides=overrides or None, infer_schema_length=source.infer_schema_length)
     if fmt == "parquet":
-        return pl.scan_parquet(payload).collect(engine="streaming") if isinstance(payload, Path) \
+        frame = pl.scan_parquet(payload).collect(engine="streaming") if isinstance(payload, Path) \
             else pl.read_parquet(payload)
+        return frame.with_columns(pl.col(c).cast(t) for c, t in overrides.items()) if overrides else frame
     if fmt == "ndjson":
         data = payload if isinstance(payload, bytes) else payload.read_bytes()
         return pl.read_ndjson(io.BytesIO(data), schema_overrides=overrides or None,
@@ -101,20 +105,40 @@ def _read_one(name: str, source: FileSource, path: Path) -> pl.DataFrame:
     return frame.with_columns(pl.col(c).cast(t) for c, t in overrides.items()) if overrides else frame
 
 
-_CSV_OFFSET = re.compile(r"current offset in the file is (\d+) bytes")
+_CSV_COLUMN = re.compile(r"could not parse `.*` as dtype `.*` at column '(.+)' \(column number \d+\)")
 
 
-def _explain(path: Path, exc: Exception) -> str:
-    """Name the line of a CSV parse failure where Polars tells us the byte offset."""
+def _csv_line(source: FileSource, path: Path, column: str) -> int | None:
+    """The line of the first value of `column` that does not parse as the type it is read as. (The
+    byte offset in Polars' message is where its parse chunk began, not the row's.)"""
+    try:
+        payload = _payload(path)
+        data = payload if isinstance(payload, bytes) else payload.read_bytes()
+        sep = source.delimiter or ("\t" if file_format(source, path) == "tsv" else ",")
+        nulls = source.null_values or None
+        overrides = {c: parse_dtype(t) for c, t in source.columns.items()}
+        dtype = overrides.get(column) or pl.scan_csv(
+            data, separator=sep, null_values=nulls, infer_schema_length=source.infer_schema_length
+        ).collect_schema()[column]
+        text = pl.read_csv(data, separator=sep, null_values=nulls, infer_schema=False)
+        bad = pl.col(column).is_not_null() & pl.col(column).cast(dtype, strict=False).is_null()
+        rows = text.select(bad.arg_true()).to_series()
+        if rows.is_empty():
+            return None
+        # header line + rows before it + newlines inside their quoted values
+        embedded = text.head(rows[0]).select(pl.sum_horizontal(pl.all().str.count_matches("\n")).sum()).item()
+        return int(rows[0]) + 2 + int(embedded or 0)
+    except Exception:  # only a better message is at stake: never hide the original error
+        return None
+
+
+def _explain(path: Path, source: FileSource, exc: Exception) -> str:
+    """Name the line of a CSV value that does not parse as its column's type."""
     text = str(exc)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    match = _CSV_OFFSET.search(text)
-    if match and path.suffix not in (".zip", ".gz"):
-        offset = int(match.group(1))
-        with path.open("rb") as fh:
-            line = fh.read(offset).count(b"\n") + 1
-        return f"{path}: line {line}: {first}"
-    return f"{path}: {first}"
+    match = _CSV_COLUMN.search(text)
+    line = _csv_line(source, path, match.group(1)) if match else None
+    return f"{path}: line {line}: {first}" if line else f"{path}: {first}"
 
 
 def read_files(name: str, source: FileSource, base_dir: Path) -> pl.DataFrame:
@@ -129,7 +153,7 @@ def read_files(name: str, source: FileSource, base_dir: Path) -> pl.DataFrame:
         except PermanentError:
             raise
         except (pl.exceptions.PolarsError, ValueError, OSError) as exc:
-            raise PermanentError(f"source {name}: cannot read {_explain(path, exc)}",
+            raise PermanentError(f"source {name}: cannot read {_explain(path, source, exc)}",
                                  hint="fix the file, or declare the column's type under columns:, "
                                       "null_values: or delimiter: on the source") from exc
     if len(frames) == 1:

@@ -124,7 +124,7 @@ class RestReader:
                 raise PermanentError(f"source {self.name}: records {src.records!r} is not a list",
                                      hint="set records: to the dot path of the list in the response")
             out.extend(page)
-            if not pag:
+            if not pag or not page:
                 break
             if pag.type == "page":
                 counter += 1

@@ -91,10 +91,10 @@ def load_frame(engine: sa.Engine, frame: pl.DataFrame, destination: Destination,
                 if mark.value is not None:
                     write_watermark(conn, pipeline, mark.source, mark.value, run_id)
                     result.watermarks[mark.source] = mark.value
-    except (DBAPIError, engine.dialect.dbapi.Error) as exc:
+    except (DBAPIError, engine.dialect.loaded_dbapi.Error) as exc:
         # the writers use the driver's own cursor (COPY, executemany): wrap its errors to class them
         db_exc = exc if isinstance(exc, DBAPIError) else DBAPIError.instance(
-            None, None, exc, engine.dialect.dbapi.Error)
+            None, None, exc, engine.dialect.loaded_dbapi.Error)
         message = f"load into {destination.table} failed and was rolled back: {first_line(db_exc)}"
         if is_transient(db_exc):
             raise TransientError(message) from exc

@@ -93,6 +93,9 @@ class Store:
     def __init__(self, url: str, engine: sa.Engine | None = None) -> None:
         self.url = url
         self.engine = engine or make_engine(url)
+        # writes take SQLite's write lock up front: a deferred transaction that reads and then writes
+        # fails at once with "database is locked" when another writer got in between
+        self.writer = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
 
     def migrate(self) -> Store:
         migrate.upgrade(self.engine)
@@ -116,7 +119,7 @@ class Store:
             "schedule_interval_seconds": spec.schedule.interval if spec.schedule else None,
             "alert_settings": spec.alerts.model_dump() if spec.alerts else None, "updated_at": now(),
         }
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             row = conn.execute(sa.select(data_pipelines.c.id, data_pipelines.c.spec_hash)
                                .where(data_pipelines.c.name == spec.name)).first()
             if row and row.spec_hash == digest:
@@ -164,7 +167,7 @@ class Store:
         """Runs of `pipeline` still 'running' whose process on this host is gone: mark them crashed."""
         host = socket.gethostname()
         crashed = []
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             rows = conn.execute(sa.select(pipeline_executions.c.id, pipeline_executions.c.pid,
                                           pipeline_executions.c.process_started_at)
                                 .where(pipeline_executions.c.pipeline_name == pipeline,
@@ -186,7 +189,7 @@ class Store:
                   execution_type: str, flow_run_id: str | None) -> str:
         run_id = str(uuid.uuid4())
         host, pid, started = _process_identity()
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             conn.execute(sa.insert(pipeline_executions).values(
                 id=run_id, pipeline_id=pipeline_id, pipeline_name=pipeline, flow_run_id=flow_run_id,
                 execution_type=execution_type, status="running", started_at=now(), warnings=[],
@@ -200,12 +203,12 @@ class Store:
         values: dict[str, Any] = {"status": "running", "attempts": attempt, "retry_count": attempt - 1}
         if attempt == 1:
             values["started_at"] = now()
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             conn.execute(sa.update(step_executions).where(step_executions.c.execution_id == run_id,
                                                           step_executions.c.step_name == step).values(values))
 
     def step_finished(self, run_id: str, step: str, record: StepRecord) -> None:
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             started = conn.execute(sa.select(step_executions.c.started_at).where(
                 step_executions.c.execution_id == run_id, step_executions.c.step_name == step)).scalar()
             first = _aware(started) or record.started_at
@@ -220,20 +223,20 @@ class Store:
                 error_type=record.error_type, error_message=record.error_message))
 
     def step_failed_if_open(self, run_id: str, step: str, error_type: str, message: str) -> None:
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             conn.execute(sa.update(step_executions).where(
                 step_executions.c.execution_id == run_id, step_executions.c.step_name == step,
                 step_executions.c.status.in_(("pending", "running", "retrying"))).values(
                 status="failed", error_type=error_type, error_message=message, ended_at=now()))
 
     def step_skipped(self, run_id: str, step: str, reason: str) -> None:
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             conn.execute(sa.update(step_executions).where(
                 step_executions.c.execution_id == run_id, step_executions.c.step_name == step).values(
                 status="skipped", error_message=reason, ended_at=now()))
 
     def finish_run(self, run_id: str, summary: RunSummary) -> None:
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             started = conn.execute(sa.select(pipeline_executions.c.started_at)
                                    .where(pipeline_executions.c.id == run_id)).scalar()
             ended = now()
