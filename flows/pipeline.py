@@ -23,8 +23,10 @@ class PipelineRunFailed(HeadwaterError):
 
     def __init__(self, pipeline: str, summary: dict[str, Any]) -> None:
         self.pipeline, self.summary = pipeline, summary
-        super().__init__(f"pipeline {pipeline} failed at step {summary.get('failed_step')}: "
-                         f"{summary.get('error_type')}: {summary.get('error_message')}")
+        super().__init__(
+            f"pipeline {pipeline} failed at step {summary.get('failed_step')}: "
+            f"{summary.get('error_type')}: {summary.get('error_message')}"
+        )
 
 
 def load_database_url(name: str) -> str:
@@ -36,7 +38,8 @@ def load_database_url(name: str) -> str:
 def load_rest_token(name: str) -> str:
     from blocks import RestCredentials
 
-    return RestCredentials.load(name).token.get_secret_value()
+    block: RestCredentials = RestCredentials.load(name)  # type: ignore[assignment]
+    return block.token.get_secret_value()
 
 
 def detect_execution_type() -> str:
@@ -78,18 +81,25 @@ def orchestrate(run: PipelineRun) -> None:
 
 
 @flow(name="pipeline", flow_run_name="{pipeline}", persist_result=False, validate_parameters=True)
-def pipeline_flow(pipeline: str, execution_type: str | None = None,
-                  pipelines_dir: str | None = None) -> dict[str, Any]:
+def pipeline_flow(
+    pipeline: str, execution_type: str | None = None, pipelines_dir: str | None = None
+) -> dict[str, Any]:
     """Run the pipeline named `pipeline` from `pipelines_dir` (default HEADWATER_PIPELINES)."""
     logger = get_run_logger()
     settings = Settings.from_env()
     settings.ensure_home()
     loaded = find_pipeline(pipelines_dir or settings.pipelines_dir, pipeline)
     store = Store(settings.database_url).migrate()
-    connections = Connections(settings.warehouse_url, database_block=load_database_url,
-                              secret_block=load_rest_token)
-    run = PipelineRun(loaded, store, connections, execution_type=execution_type or detect_execution_type(),
-                      flow_run_id=str(flow_run.id) if flow_run.id else None)
+    connections = Connections(
+        settings.warehouse_url, database_block=load_database_url, secret_block=load_rest_token
+    )
+    run = PipelineRun(
+        loaded,
+        store,
+        connections,
+        execution_type=execution_type or detect_execution_type(),
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+    )
     try:
         run.start()
         for crashed in run.crashed_runs:
@@ -104,8 +114,14 @@ def pipeline_flow(pipeline: str, execution_type: str | None = None,
         connections.dispose()
         store.dispose()
     result = {"run_id": run.run_id, "pipeline": pipeline, **summary.__dict__}
-    logger.info("%s %s: %d rows read, %d inserted, %d updated", pipeline, summary.status,
-                summary.records_processed, summary.records_inserted, summary.records_updated)
+    logger.info(
+        "%s %s: %d rows read, %d inserted, %d updated",
+        pipeline,
+        summary.status,
+        summary.records_processed,
+        summary.records_inserted,
+        summary.records_updated,
+    )
     if summary.status == "failed":
         raise PipelineRunFailed(pipeline, result)
     return result

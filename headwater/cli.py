@@ -57,16 +57,19 @@ def _run_flow(pipeline: str, pipelines_dir: Path, execution_type: str | None) ->
     from flows.pipeline import PipelineRunFailed, flow_for
 
     try:
-        return flow_for(pipeline)(pipeline=pipeline, execution_type=execution_type,
-                                  pipelines_dir=str(pipelines_dir))
+        return flow_for(pipeline)(
+            pipeline=pipeline, execution_type=execution_type, pipelines_dir=str(pipelines_dir)
+        )
     except PipelineRunFailed as exc:
         return exc.summary
 
 
 def _print_summary(result: dict[str, Any]) -> None:
     print(f"{result['pipeline']}: {result['status']}  (run {result['run_id']})")
-    print(f"  rows read {result['records_processed']}, inserted {result['records_inserted']}, "
-          f"updated {result['records_updated']}, retries {result['retry_count']}")
+    print(
+        f"  rows read {result['records_processed']}, inserted {result['records_inserted']}, "
+        f"updated {result['records_updated']}, retries {result['retry_count']}"
+    )
     if result.get("failed_step"):
         print(f"  failed at step {result['failed_step']}: {result['error_type']}: {result['error_message']}")
     for warning in result.get("warnings") or []:
@@ -88,25 +91,82 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
         if not run:
             print(f"no run {args.run}")
             return 1
-        for key in ("pipeline_name", "status", "execution_type", "flow_run_id", "started_at", "ended_at",
-                    "duration_seconds", "records_processed", "records_loaded", "records_inserted", "records_updated",
-                    "retry_count", "peak_memory_mb", "cpu_seconds", "failed_step", "error_type",
-                    "error_message"):
+        for key in (
+            "pipeline_name",
+            "status",
+            "execution_type",
+            "flow_run_id",
+            "started_at",
+            "ended_at",
+            "duration_seconds",
+            "records_processed",
+            "records_loaded",
+            "records_inserted",
+            "records_updated",
+            "retry_count",
+            "peak_memory_mb",
+            "cpu_seconds",
+            "failed_step",
+            "error_type",
+            "error_message",
+        ):
             print(f"{key:18} {run[key]}")
-        rows = [(s["step_name"], s["step_type"], s["status"], s["attempts"], s["records_in"], s["records_out"],
-                 _secs(s["duration_seconds"]), _mb(s["peak_memory_mb"]), s["error_message"] or "")
-                for s in store.steps(args.run)]
+        step_rows = [
+            (
+                s["step_name"],
+                s["step_type"],
+                s["status"],
+                s["attempts"],
+                s["records_in"],
+                s["records_out"],
+                _secs(s["duration_seconds"]),
+                _mb(s["peak_memory_mb"]),
+                s["error_message"] or "",
+            )
+            for s in store.steps(args.run)
+        ]
         print()
-        print(table(rows, ["step", "type", "status", "attempts", "in", "out", "time", "peak MB", "error"]))
+        print(
+            table(step_rows, ["step", "type", "status", "attempts", "in", "out", "time", "peak MB", "error"])
+        )
         return 0
     runs = store.runs(args.pipeline, args.limit)
-    rows = [(r["id"][:8], r["pipeline_name"], r["execution_type"], r["status"],
-             r["started_at"].strftime("%Y-%m-%d %H:%M:%S"), _secs(r["duration_seconds"]),
-             r["records_processed"], r["records_loaded"], r["records_inserted"], r["records_updated"],
-             r["retry_count"],
-             (r["failed_step"] or "") and f"{r['failed_step']}: {r['error_type']}") for r in runs]
-    print(table(rows, ["run", "pipeline", "type", "status", "started (UTC)", "time", "read", "loaded",
-                       "inserted", "updated", "retries", "failure"]))
+    rows = [
+        (
+            r["id"][:8],
+            r["pipeline_name"],
+            r["execution_type"],
+            r["status"],
+            r["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            _secs(r["duration_seconds"]),
+            r["records_processed"],
+            r["records_loaded"],
+            r["records_inserted"],
+            r["records_updated"],
+            r["retry_count"],
+            (r["failed_step"] or "") and f"{r['failed_step']}: {r['error_type']}",
+        )
+        for r in runs
+    ]
+    print(
+        table(
+            rows,
+            [
+                "run",
+                "pipeline",
+                "type",
+                "status",
+                "started (UTC)",
+                "time",
+                "read",
+                "loaded",
+                "inserted",
+                "updated",
+                "retries",
+                "failure",
+            ],
+        )
+    )
     return 0
 
 
@@ -124,15 +184,25 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     pipelines = Path(os.environ.get("HEADWATER_PIPELINES") or examples_dir())
     names = ["flights_daily", "vendor_prices"]
     print(f"Headwater demo: {', '.join(names)} from {pipelines}")
-    print(f"  warehouse {display_url(settings.warehouse_url)}\n  store     {display_url(settings.database_url)}")
+    print(
+        f"  warehouse {display_url(settings.warehouse_url)}\n  store     {display_url(settings.database_url)}"
+    )
     rows, failed = [], False
     for name in names:
         start = time.monotonic()
         result = _run_flow(name, pipelines, "manual")
         failed |= result["status"] == "failed"
-        rows.append((name, result["status"], result["records_processed"],
-                     result["records_loaded"], result["records_inserted"],
-                     result["records_updated"], f"{time.monotonic() - start:.1f}s"))
+        rows.append(
+            (
+                name,
+                result["status"],
+                result["records_processed"],
+                result["records_loaded"],
+                result["records_inserted"],
+                result["records_updated"],
+                f"{time.monotonic() - start:.1f}s",
+            )
+        )
         for warning in result.get("warnings") or []:
             print(f"  {name}: warning: {warning}")
         if result.get("failed_step"):
@@ -154,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="headwater", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("validate", help="check pipeline specs; errors name file, line, field and fix")
-    p.add_argument("paths", nargs="*", help="spec files or folders (default: HEADWATER_PIPELINES or ./pipelines)")
+    p.add_argument(
+        "paths", nargs="*", help="spec files or folders (default: HEADWATER_PIPELINES or ./pipelines)"
+    )
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("run", help="run one pipeline now, as a Prefect flow")
     p.add_argument("pipeline")

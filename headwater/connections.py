@@ -17,8 +17,10 @@ BlockLookup = Callable[[str], str]
 
 def _no_blocks(kind: str) -> BlockLookup:
     def lookup(name: str) -> str:
-        raise PermanentError(f"{kind} block {name!r} was asked for, but no Prefect blocks are available here",
-                             hint="run through `headwater run` / the Prefect flow, or use url: ${ENV_VAR}")
+        raise PermanentError(
+            f"{kind} block {name!r} was asked for, but no Prefect blocks are available here",
+            hint="run through `headwater run` / the Prefect flow, or use url: ${ENV_VAR}",
+        )
 
     return lookup
 

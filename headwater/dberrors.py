@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DBAPIError, DisconnectionError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 _TRANSIENT_PG_CLASSES = ("08", "53", "57P")  # connection, insufficient resources, operator intervention
 _TRANSIENT_PG_CODES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock not available

@@ -15,8 +15,10 @@ _PHONE = re.compile(
     r"|\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}"  # North American: (415) 555-2671, 415-555-2671
     r"|0\d{2,4}[\s-]\d{3,4}[\s-]?\d{3,4})(?![\w.:/-])"  # national with a trunk 0: 020 7946 0958
 )
-_DRIVER_DETAIL = re.compile(r"\n?\[(?:SQL|parameters): .*?(?=\n\[|\n\(Background|\Z)|\n?\(Background on this error at: [^)]*\)",
-                            re.DOTALL)
+_DRIVER_DETAIL = re.compile(
+    r"\n?\[(?:SQL|parameters): .*?(?=\n\[|\n\(Background|\Z)|\n?\(Background on this error at: [^)]*\)",
+    re.DOTALL,
+)
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _BEARER = re.compile(r"(?i)(bearer|token|api[_-]?key|password|secret)([\s:=\"']+)([^\s\"',;]+)")
 PII_COLUMN = re.compile(
@@ -47,7 +49,9 @@ def mask_value(value: Any) -> Any:
     return text[0] + "*" * (len(text) - 2) + text[-1]
 
 
-def masked_sample(frame: pl.DataFrame, rows: int = 5, pii_columns: Iterable[str] = ()) -> list[dict[str, Any]]:
+def masked_sample(
+    frame: pl.DataFrame, rows: int = 5, pii_columns: Iterable[str] = ()
+) -> list[dict[str, Any]]:
     """A few rows for the run record: PII-like columns masked whole, emails/phones in text masked."""
     extra = set(pii_columns)
     sample = frame.head(rows)

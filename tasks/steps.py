@@ -10,6 +10,7 @@ from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import TaskRun
 from prefect.runtime import task_run
 from prefect.states import State
+from prefect.utilities.annotations import NotSet
 
 from headwater.errors import TransientError
 from headwater.pipeline import PipelineRun, StepResult
@@ -33,7 +34,11 @@ def step_task(run: PipelineRun, name: str) -> Task[Any, StepResult]:
     step = run.spec.step(name)
     policy = run.spec.retry_for(step)
     return run_step.with_options(
-        name=f"{step.type}:{name}", task_run_name=name, retries=policy.attempts - 1,
-        retry_delay_seconds=policy.delays() or 0, retry_jitter_factor=policy.jitter or None,
-        retry_condition_fn=only_transient, timeout_seconds=step.timeout,
+        name=f"{step.type}:{name}",
+        task_run_name=name,
+        retries=policy.attempts - 1,
+        retry_delay_seconds=policy.delays() or 0,
+        retry_jitter_factor=policy.jitter or NotSet,
+        retry_condition_fn=only_transient,
+        timeout_seconds=step.timeout,
     )

@@ -19,7 +19,9 @@ from headwater.settings import Settings
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry from test servers
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "pipelines"
-PG_ADMIN_URL = os.environ.get("HEADWATER_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "HEADWATER_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @pytest.fixture

@@ -29,7 +29,9 @@ def expected_carrier_daily() -> pl.DataFrame:
     weather = pl.read_csv(folder / "weather.csv", null_values=["NA"], infer_schema_length=None)
     airlines = pl.read_csv(folder / "airlines.csv")
     wind = weather.select("origin", "time_hour", "wind_speed")
-    joined = flights.join(wind, on=["origin", "time_hour"], how="left").join(airlines, on="carrier", how="left")
+    joined = flights.join(wind, on=["origin", "time_hour"], how="left").join(
+        airlines, on="carrier", how="left"
+    )
     out = (
         joined.with_columns(flight_date=pl.date(pl.col("year"), pl.col("month"), pl.col("day")))
         .group_by("flight_date", "carrier")
@@ -45,8 +47,16 @@ def expected_carrier_daily() -> pl.DataFrame:
     return out.select(COLUMNS).sort("flight_date", "carrier")
 
 
-COLUMNS = ["flight_date", "carrier", "carrier_name", "flights", "cancelled", "avg_dep_delay", "avg_arr_delay",
-           "avg_wind_speed"]
+COLUMNS = [
+    "flight_date",
+    "carrier",
+    "carrier_name",
+    "flights",
+    "cancelled",
+    "avg_dep_delay",
+    "avg_arr_delay",
+    "avg_wind_speed",
+]
 
 
 def read_carrier_daily(warehouse_url: str) -> pl.DataFrame:
@@ -55,8 +65,12 @@ def read_carrier_daily(warehouse_url: str) -> pl.DataFrame:
         frame = pl.read_database("SELECT * FROM carrier_daily", engine, infer_schema_length=None)
     finally:
         engine.dispose()
-    return (frame.select(COLUMNS)
-            .with_columns(pl.col("flight_date").cast(pl.String).str.to_date(),
-                          pl.col("flights", "cancelled").cast(pl.Int64),
-                          pl.col("avg_dep_delay", "avg_arr_delay", "avg_wind_speed").cast(pl.Float64))
-            .sort("flight_date", "carrier"))
+    return (
+        frame.select(COLUMNS)
+        .with_columns(
+            pl.col("flight_date").cast(pl.String).str.to_date(),
+            pl.col("flights", "cancelled").cast(pl.Int64),
+            pl.col("avg_dep_delay", "avg_arr_delay", "avg_wind_speed").cast(pl.Float64),
+        )
+        .sort("flight_date", "carrier")
+    )

@@ -31,11 +31,17 @@ steps:
 """
 
 
-def test_block_register_and_warehouse_block(hw_env: Settings, pg_url: str, spec_dir: Path,
-                                            prefect_api: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "prefect", "block", "register", "-m", "blocks"], cwd=REPO,
-                          env={**os.environ, "PREFECT_API_URL": prefect_api}, capture_output=True, text=True,
-                          timeout=120)
+def test_block_register_and_warehouse_block(
+    hw_env: Settings, pg_url: str, spec_dir: Path, prefect_api: str
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "prefect", "block", "register", "-m", "blocks"],
+        cwd=REPO,
+        env={**os.environ, "PREFECT_API_URL": prefect_api},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Headwater Database" in proc.stdout and "Headwater REST Credentials" in proc.stdout
 
@@ -49,6 +55,8 @@ def test_block_register_and_warehouse_block(hw_env: Settings, pg_url: str, spec_
     loaded = pl.read_database("SELECT vendor_id, price FROM vendor_feed ORDER BY vendor_id, price", engine)
     engine.dispose()
     raw = pl.read_csv(spec_dir / "data" / "vendor_prices.csv", schema_overrides={"price": pl.String})
-    assert loaded.rows() == raw.select("vendor_id", "price").sort("vendor_id", "price", nulls_last=True).rows()
+    assert (
+        loaded.rows() == raw.select("vendor_id", "price").sort("vendor_id", "price", nulls_last=True).rows()
+    )
     # the SQLite default warehouse was not touched
     assert not sa.inspect(sa.create_engine(hw_env.warehouse_url)).has_table("vendor_feed")

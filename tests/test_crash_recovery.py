@@ -35,17 +35,22 @@ def wait_for_lock_waiter(engine: sa.Engine, database: str, timeout: float = 120)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with engine.connect() as conn:
-            pid = conn.execute(sa.text(
-                "SELECT pid FROM pg_stat_activity WHERE datname = :db AND wait_event_type = 'Lock' "
-                "AND query ILIKE '%carrier_daily%'"), {"db": database}).scalar()
+            pid = conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = :db AND wait_event_type = 'Lock' "
+                    "AND query ILIKE '%carrier_daily%'"
+                ),
+                {"db": database},
+            ).scalar()
         if pid:
             return int(pid)
         time.sleep(0.2)
     raise AssertionError("the load never reached the locked target")
 
 
-def test_sigkill_during_load_then_recover(hw_env: Settings, pg_url: str, prefect_api: str,
-                                         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_sigkill_during_load_then_recover(
+    hw_env: Settings, pg_url: str, prefect_api: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("HEADWATER_WAREHOUSE_URL", pg_url)
     first = run_flow("flights_daily", EXAMPLES)
     assert first["status"] == "completed"
@@ -62,8 +67,13 @@ def test_sigkill_during_load_then_recover(hw_env: Settings, pg_url: str, prefect
     locker.exec_driver_sql("LOCK TABLE carrier_daily IN ACCESS EXCLUSIVE MODE")
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "HEADWATER_WAREHOUSE_URL": pg_url}
     log = (tmp_path / "killed_run.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "headwater.cli", "run", "flights_daily",
-                             "--pipelines", str(EXAMPLES)], cwd=REPO, env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "headwater.cli", "run", "flights_daily", "--pipelines", str(EXAMPLES)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
     try:
         wait_for_lock_waiter(engine, database)
         proc.send_signal(signal.SIGKILL)

@@ -20,19 +20,22 @@ from headwater.extract.files import read_files, resolve_paths
 from headwater.spec.models import FileSource
 
 ORDERS_CSV = (
-    "id,amount,name,day\n"
-    "1,10.5,alpha,2024-01-01\n"
-    "2,NA,NA,2024-01-02\n"
-    '3,7,"x, y",NA\n'
-    "4,-0.25,,2024-02-29\n"
+    'id,amount,name,day\n1,10.5,alpha,2024-01-01\n2,NA,NA,2024-01-02\n3,7,"x, y",NA\n4,-0.25,,2024-02-29\n'
 )
 ORDERS = pl.DataFrame(
-    {"id": [1, 2, 3, 4], "amount": [10.5, None, 7.0, -0.25], "name": ["alpha", None, "x, y", None],
-     "day": [date(2024, 1, 1), date(2024, 1, 2), None, date(2024, 2, 29)]},
+    {
+        "id": [1, 2, 3, 4],
+        "amount": [10.5, None, 7.0, -0.25],
+        "name": ["alpha", None, "x, y", None],
+        "day": [date(2024, 1, 1), date(2024, 1, 2), None, date(2024, 2, 29)],
+    },
     schema={"id": pl.Int64, "amount": pl.Float64, "name": pl.String, "day": pl.Date},
 )
-RECORDS = [{"id": 1, "city": "Oslo", "temp": -3.5}, {"id": 2, "city": "Lima", "temp": 19.0},
-           {"id": 3, "city": None, "temp": None}]
+RECORDS = [
+    {"id": 1, "city": "Oslo", "temp": -3.5},
+    {"id": 2, "city": "Lima", "temp": 19.0},
+    {"id": 3, "city": None, "temp": None},
+]
 RECORDS_FRAME = pl.DataFrame(RECORDS, schema={"id": pl.Int64, "city": pl.String, "temp": pl.Float64})
 
 
@@ -141,8 +144,11 @@ def test_json_document_with_records_path(tmp_path: Path) -> None:
 
 
 def test_ndjson(tmp_path: Path) -> None:
-    lines = [{"id": 1, "tags": ["a", "b"], "ok": True}, {"id": 2, "tags": [], "ok": False},
-             {"id": 3, "tags": None, "ok": None}]
+    lines = [
+        {"id": 1, "tags": ["a", "b"], "ok": True},
+        {"id": 2, "tags": [], "ok": False},
+        {"id": 3, "tags": None, "ok": None},
+    ]
     (tmp_path / "events.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     frame = read_files("events", source("events.jsonl"), tmp_path)
     expected = pl.DataFrame(lines, schema={"id": pl.Int64, "tags": pl.List(pl.String), "ok": pl.Boolean})
@@ -152,10 +158,15 @@ def test_ndjson(tmp_path: Path) -> None:
 
 def test_parquet_round_trip(tmp_path: Path) -> None:
     written = pl.DataFrame(
-        {"id": [1, 2, 3], "price": [1 / 3, None, -0.5], "label": ["a", "", None], "ok": [True, None, False],
-         "day": [date(2024, 1, 1), None, date(1970, 1, 1)],
-         "ts": [datetime(2024, 1, 1, 12, 0, 0, 123456), None, datetime(1999, 12, 31, 23, 59)],
-         "tags": [[1, 2], [], None]},
+        {
+            "id": [1, 2, 3],
+            "price": [1 / 3, None, -0.5],
+            "label": ["a", "", None],
+            "ok": [True, None, False],
+            "day": [date(2024, 1, 1), None, date(1970, 1, 1)],
+            "ts": [datetime(2024, 1, 1, 12, 0, 0, 123456), None, datetime(1999, 12, 31, 23, 59)],
+            "tags": [[1, 2], [], None],
+        },
     )
     written.write_parquet(tmp_path / "part-0.parquet")
     written.reverse().write_parquet(tmp_path / "part-1.parquet")
@@ -233,8 +244,9 @@ QUOTED_NEWLINE = 'id,amount,note\n1,10,"two\nlines"\n2,x7,ok\n3,30,ok\n'
         pytest.param(SIMPLE, {"columns": {"amount": "int"}}, True, id="gzipped"),
     ],
 )
-def test_malformed_csv_names_file_and_line(tmp_path: Path, content: str, options: dict[str, Any],
-                                           gzipped: bool) -> None:
+def test_malformed_csv_names_file_and_line(
+    tmp_path: Path, content: str, options: dict[str, Any], gzipped: bool
+) -> None:
     path = tmp_path / ("bad.csv.gz" if gzipped else "bad.csv")
     path.write_bytes(gzip.compress(content.encode()) if gzipped else content.encode())
     with pytest.raises(PermanentError) as info:

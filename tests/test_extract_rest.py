@@ -95,8 +95,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        hit = Hit(self.command, split.path, dict(parse_qsl(split.query)),
-                  {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
+        hit = Hit(
+            self.command,
+            split.path,
+            dict(parse_qsl(split.query)),
+            {k.lower(): v for k, v in self.headers.items()},
+            time.monotonic(),
+        )
         reply = self.server.api.answer(hit)
         payload = json.dumps(reply.body).encode() if reply.body is not None else b""
         self.send_response(reply.status)
@@ -148,10 +153,18 @@ def ids(frame: pl.DataFrame) -> list[int]:
 
 
 def test_page_pagination_walks_pages_until_an_empty_one(api: FakeApi, tmp_path: Path) -> None:
-    api.queue(Reply(body={"data": rows(1, 2)}), Reply(body={"data": rows(3, 4)}), Reply(body={"data": []}),
-              Reply(body={"data": rows(99)}))  # never asked for: paging stops at the empty page
-    src = source(api.url(), records="data", params={"status": "open"},
-                 pagination={"type": "page", "param": "page", "size_param": "per_page", "size": 2})
+    api.queue(
+        Reply(body={"data": rows(1, 2)}),
+        Reply(body={"data": rows(3, 4)}),
+        Reply(body={"data": []}),
+        Reply(body={"data": rows(99)}),
+    )  # never asked for: paging stops at the empty page
+    src = source(
+        api.url(),
+        records="data",
+        params={"status": "open"},
+        pagination={"type": "page", "param": "page", "size_param": "per_page", "size": 2},
+    )
 
     result = read_rest("orders", src, connections(tmp_path))
 
@@ -171,11 +184,14 @@ def test_offset_pagination_advances_by_records_received(api: FakeApi, tmp_path: 
 
     def respond(hit: Hit) -> Reply:
         offset, limit = int(hit.query["offset"]), int(hit.query["limit"])
-        return Reply(body={"result": {"items": data[offset:offset + limit]}})
+        return Reply(body={"result": {"items": data[offset : offset + limit]}})
 
     api.respond = respond
-    src = source(api.url(), records="result.items",
-                 pagination={"type": "offset", "param": "offset", "size_param": "limit", "size": 2})
+    src = source(
+        api.url(),
+        records="result.items",
+        pagination={"type": "offset", "param": "offset", "size_param": "limit", "size": 2},
+    )
 
     result = read_rest("orders", src, connections(tmp_path))
 
@@ -186,12 +202,18 @@ def test_offset_pagination_advances_by_records_received(api: FakeApi, tmp_path: 
 
 
 def test_cursor_pagination_stops_when_the_cursor_is_missing(api: FakeApi, tmp_path: Path) -> None:
-    api.queue(Reply(body={"items": rows(1, 2), "meta": {"next_cursor": "c-2"}}),
-              Reply(body={"items": rows(3), "meta": {"next_cursor": "c-3"}}),
-              Reply(body={"items": rows(4), "meta": {}}),
-              Reply(body={"items": rows(99)}))
-    src = source(api.url(), records="items", params={"status": "open"},
-                 pagination={"type": "cursor", "param": "cursor", "cursor_path": "meta.next_cursor"})
+    api.queue(
+        Reply(body={"items": rows(1, 2), "meta": {"next_cursor": "c-2"}}),
+        Reply(body={"items": rows(3), "meta": {"next_cursor": "c-3"}}),
+        Reply(body={"items": rows(4), "meta": {}}),
+        Reply(body={"items": rows(99)}),
+    )
+    src = source(
+        api.url(),
+        records="items",
+        params={"status": "open"},
+        pagination={"type": "cursor", "param": "cursor", "cursor_path": "meta.next_cursor"},
+    )
 
     result = read_rest("orders", src, connections(tmp_path))
 
@@ -205,13 +227,18 @@ def test_cursor_pagination_stops_when_the_cursor_is_missing(api: FakeApi, tmp_pa
 
 
 def test_next_link_from_the_body_follows_relative_links(api: FakeApi, tmp_path: Path) -> None:
-    api.queue(Reply(body={"data": rows(1, 2), "links": {"next": "/orders?page_token=p2"}}),
-              Reply(body={"data": rows(3), "links": {"next": api.url("/v2/orders?page_token=p3")}}),
-              Reply(body={"data": rows(4), "links": {"next": None}}),
-              Reply(body={"data": rows(99)}))
-    src = source(api.url(), records="data", params={"status": "open"},
-                 pagination={"type": "next_link", "next_path": "links.next",
-                             "size_param": "limit", "size": 2})
+    api.queue(
+        Reply(body={"data": rows(1, 2), "links": {"next": "/orders?page_token=p2"}}),
+        Reply(body={"data": rows(3), "links": {"next": api.url("/v2/orders?page_token=p3")}}),
+        Reply(body={"data": rows(4), "links": {"next": None}}),
+        Reply(body={"data": rows(99)}),
+    )
+    src = source(
+        api.url(),
+        records="data",
+        params={"status": "open"},
+        pagination={"type": "next_link", "next_path": "links.next", "size_param": "limit", "size": 2},
+    )
 
     result = read_rest("orders", src, connections(tmp_path))
 
@@ -225,9 +252,11 @@ def test_next_link_from_the_body_follows_relative_links(api: FakeApi, tmp_path: 
 
 
 def test_next_link_from_the_link_header(api: FakeApi, tmp_path: Path) -> None:
-    api.queue(Reply(body=rows(1, 2), headers={"Link": f'<{api.url()}?after=2>; rel="next"'}),
-              Reply(body=rows(3), headers={"Link": f'<{api.url()}?after=2>; rel="prev"'}),
-              Reply(body=rows(99)))
+    api.queue(
+        Reply(body=rows(1, 2), headers={"Link": f'<{api.url()}?after=2>; rel="next"'}),
+        Reply(body=rows(3), headers={"Link": f'<{api.url()}?after=2>; rel="prev"'}),
+        Reply(body=rows(99)),
+    )
     src = source(api.url(), pagination={"type": "next_link"})  # records: the body is the list
 
     result = read_rest("orders", src, connections(tmp_path))
@@ -266,8 +295,9 @@ def test_auth_header_is_bearer_token(api: FakeApi, tmp_path: Path) -> None:
 
 def test_auth_custom_header_without_scheme(api: FakeApi, tmp_path: Path) -> None:
     api.queue(Reply(body=rows(1)))
-    src = RestSource.model_validate({"kind": "rest", "url": api.url(),
-                                     "auth": {"header": "X-Api-Key", "scheme": None, "token": TOKEN}})
+    src = RestSource.model_validate(
+        {"kind": "rest", "url": api.url(), "auth": {"header": "X-Api-Key", "scheme": None, "token": TOKEN}}
+    )
     read_rest("orders", src, connections(tmp_path))
     assert api.hits[0].headers["x-api-key"] == TOKEN
     assert "authorization" not in api.hits[0].headers
@@ -275,7 +305,8 @@ def test_auth_custom_header_without_scheme(api: FakeApi, tmp_path: Path) -> None
 
 @pytest.mark.parametrize("status", [401, 403, 404, 400])
 def test_4xx_is_permanent_after_one_request_without_the_token(
-        api: FakeApi, tmp_path: Path, status: int) -> None:
+    api: FakeApi, tmp_path: Path, status: int
+) -> None:
     api.queue(*[Reply(status, {"error": f"nope, {TOKEN} is not valid"})] * 3)
     reader = RestReader("orders", source(api.url(), max_retries=4, backoff=0.01), connections(tmp_path))
 
@@ -305,9 +336,11 @@ def test_401_through_read_rest_is_permanent(api: FakeApi, tmp_path: Path) -> Non
 
 
 def test_503_is_retried_honouring_retry_after(api: FakeApi, tmp_path: Path) -> None:
-    api.queue(Reply(503, {"error": "busy"}),
-              Reply(503, {"error": "busy"}, headers={"Retry-After": "1"}),
-              Reply(body={"data": rows(1, 2, 3)}))
+    api.queue(
+        Reply(503, {"error": "busy"}),
+        Reply(503, {"error": "busy"}, headers={"Retry-After": "1"}),
+        Reply(body={"data": rows(1, 2, 3)}),
+    )
     src = source(api.url(), records="data", max_retries=3, backoff=0.05)
 
     started = time.monotonic()
@@ -325,8 +358,11 @@ def test_503_is_retried_honouring_retry_after(api: FakeApi, tmp_path: Path) -> N
 
 
 def test_429_is_retried_with_backoff(api: FakeApi, tmp_path: Path) -> None:
-    api.queue(Reply(429, {"error": "slow down"}), Reply(429, {"error": "slow down"}, {"Retry-After": "0"}),
-              Reply(body=rows(5)))
+    api.queue(
+        Reply(429, {"error": "slow down"}),
+        Reply(429, {"error": "slow down"}, {"Retry-After": "0"}),
+        Reply(body=rows(5)),
+    )
     src = source(api.url(), max_retries=2, backoff=0.3)
 
     result = read_rest("orders", src, connections(tmp_path))
@@ -356,8 +392,11 @@ def test_network_error_is_retried_then_transient(tmp_path: Path) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    reader = RestReader("orders", source(f"http://127.0.0.1:{port}/orders", max_retries=1, backoff=0.01),
-                        connections(tmp_path))
+    reader = RestReader(
+        "orders",
+        source(f"http://127.0.0.1:{port}/orders", max_retries=1, backoff=0.01),
+        connections(tmp_path),
+    )
 
     with pytest.raises(TransientError, match=r"failed after 2 request\(s\): ConnectError") as info:
         reader.records()
@@ -396,8 +435,6 @@ retry: {{attempts: 3, delay: 0.2, backoff: 2}}
 """
 
 
-
-
 def write_spec(spec_dir: Path, api: FakeApi) -> None:
     spec_dir.mkdir(parents=True, exist_ok=True)
     (spec_dir / "api_orders.yaml").write_text(SPEC.format(url=api.url()))
@@ -411,8 +448,8 @@ def step(store: Store, run_id: str, name: str) -> dict[str, Any]:
 
 @pytest.mark.prefect
 def test_flow_retries_transient_503_with_backoff_and_records_it(
-        prefect_api: str, hw_env: Settings, spec_dir: Path, api: FakeApi,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    prefect_api: str, hw_env: Settings, spec_dir: Path, api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORDERS_TOKEN", TOKEN)
     served = rows(3, 1, 2)
 
@@ -464,8 +501,8 @@ def test_flow_retries_transient_503_with_backoff_and_records_it(
 
 @pytest.mark.prefect
 def test_flow_does_not_retry_permanent_401(
-        prefect_api: str, hw_env: Settings, spec_dir: Path, api: FakeApi,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    prefect_api: str, hw_env: Settings, spec_dir: Path, api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORDERS_TOKEN", TOKEN)
     api.queue(*[Reply(401, {"error": "invalid token"})] * 3)
     write_spec(spec_dir, api)
@@ -485,8 +522,11 @@ def test_flow_does_not_retry_permanent_401(
     try:
         run = store.run(summary["run_id"])
         assert run is not None
-        assert (run["status"], run["failed_step"], run["error_type"]) == ("failed", "extract_orders",
-                                                                          "PermanentError")
+        assert (run["status"], run["failed_step"], run["error_type"]) == (
+            "failed",
+            "extract_orders",
+            "PermanentError",
+        )
         assert run["retry_count"] == 0
         assert TOKEN not in (run["error_message"] or "")
         extract = step(store, summary["run_id"], "extract_orders")

@@ -36,8 +36,14 @@ def test_demo_on_empty_home_loads_carrier_daily(tmp_path: Path, prefect_api: str
     home = tmp_path / "empty_home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
     env.update(HEADWATER_HOME=str(home), PREFECT_API_URL=prefect_api)
-    proc = subprocess.run([sys.executable, "-m", "headwater.cli", "demo"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "headwater.cli", "demo"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [line.split() for line in proc.stdout.splitlines()]
     table = {row[0]: row for row in lines if row and row[0] in ("flights_daily", "vendor_prices")}
@@ -72,8 +78,9 @@ def test_second_run_leaves_the_same_rows(hw_env: Settings, prefect_api: str, exp
 
 
 @pytest.mark.postgres
-def test_postgres_warehouse_gives_the_same_rows(hw_env: Settings, pg_url: str, prefect_api: str,
-                                                monkeypatch: pytest.MonkeyPatch, expected) -> None:  # type: ignore[no-untyped-def]
+def test_postgres_warehouse_gives_the_same_rows(
+    hw_env: Settings, pg_url: str, prefect_api: str, monkeypatch: pytest.MonkeyPatch, expected
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("HEADWATER_WAREHOUSE_URL", pg_url)
     monkeypatch.setenv("HEADWATER_DATABASE_URL", pg_url)  # the store on PostgreSQL too
     result = run_flow("flights_daily", EXAMPLES)

@@ -40,8 +40,15 @@ T0 = datetime(2026, 3, 1, 9, 0, 0)
 
 
 def add_orders(engine: sa.Engine, first_id: int, count: int) -> None:
-    rows = [{"id": i, "customer": f"c{i % 4}", "amount": round(i * 10.25, 2),
-             "updated_at": T0 + timedelta(minutes=i)} for i in range(first_id, first_id + count)]
+    rows = [
+        {
+            "id": i,
+            "customer": f"c{i % 4}",
+            "amount": round(i * 10.25, 2),
+            "updated_at": T0 + timedelta(minutes=i),
+        }
+        for i in range(first_id, first_id + count)
+    ]
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO orders VALUES (:id, :customer, :amount, :updated_at)"), rows)
 
@@ -53,20 +60,25 @@ def source_rows(engine: sa.Engine) -> pl.DataFrame:
 def warehouse_rows(settings: Settings) -> pl.DataFrame:
     engine = sa.create_engine(settings.warehouse_url)
     try:
-        frame = pl.read_database("SELECT id, customer, amount, updated_at FROM orders_copy ORDER BY id", engine)
+        frame = pl.read_database(
+            "SELECT id, customer, amount, updated_at FROM orders_copy ORDER BY id", engine
+        )
     finally:
         engine.dispose()
     return frame.with_columns(pl.col("updated_at").str.to_datetime("%Y-%m-%d %H:%M:%S%.f"))
 
 
-def test_incremental_by_cursor(hw_env: Settings, pg_url: str, spec_dir: Path, prefect_api: str,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_incremental_by_cursor(
+    hw_env: Settings, pg_url: str, spec_dir: Path, prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ORDERS_DB_URL", pg_url)
     (spec_dir / "orders_sync.yaml").write_text(SPEC)
     source = sa.create_engine(pg_url)
     with source.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE orders (id int PRIMARY KEY, customer text, amount double precision, "
-                             "updated_at timestamp NOT NULL)")
+        conn.exec_driver_sql(
+            "CREATE TABLE orders (id int PRIMARY KEY, customer text, amount double precision, "
+            "updated_at timestamp NOT NULL)"
+        )
     add_orders(source, 1, 5)
     warehouse = make_engine(hw_env.warehouse_url)
     store = Store(hw_env.database_url)
@@ -85,8 +97,10 @@ def test_incremental_by_cursor(hw_env: Settings, pg_url: str, spec_dir: Path, pr
 
     # a load that fails: the warehouse refuses inserts; nothing new lands and the watermark stays
     with warehouse.begin() as conn:
-        conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON orders_copy "
-                             "BEGIN SELECT RAISE(ABORT, 'warehouse refuses rows'); END")
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON orders_copy "
+            "BEGIN SELECT RAISE(ABORT, 'warehouse refuses rows'); END"
+        )
     add_orders(source, 9, 2)
     failed = run_flow("orders_sync", spec_dir)
     assert (failed["status"], failed["failed_step"]) == ("failed", "load_orders")

@@ -37,8 +37,14 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Eng
         engine.dispose()
 
 
-def load(engine: sa.Engine, frame: pl.DataFrame, table: str = "t", mode: str = "append",
-         primary_key: list[str] | None = None, watermarks: list[WatermarkUpdate] | None = None) -> LoadResult:
+def load(
+    engine: sa.Engine,
+    frame: pl.DataFrame,
+    table: str = "t",
+    mode: str = "append",
+    primary_key: list[str] | None = None,
+    watermarks: list[WatermarkUpdate] | None = None,
+) -> LoadResult:
     destination = Destination(table=table, mode=mode, primary_key=primary_key or [])  # type: ignore[arg-type]
     return load_frame(engine, frame, destination, pipeline=PIPELINE, run_id=RUN, watermarks=watermarks)
 
@@ -59,8 +65,9 @@ def scalar(engine: sa.Engine, sql: str) -> Any:
         return conn.exec_driver_sql(sql).scalar_one()
 
 
-def read_table(engine: sa.Engine, schema: dict[str, pl.DataType], table: str = "t",
-               order_by: str = "id") -> pl.DataFrame:
+def read_table(
+    engine: sa.Engine, schema: dict[str, pl.DataType], table: str = "t", order_by: str = "id"
+) -> pl.DataFrame:
     """The table as a frame of `schema`, undoing what a backend stores differently: SQLite keeps
     dates and datetimes as ISO text, booleans as 0/1 and JSON as text; PostgreSQL returns JSONB as lists."""
     with engine.connect() as conn:
@@ -89,15 +96,27 @@ def typed_frame() -> pl.DataFrame:
             "id": [1, 2, 3, 4],
             "qty": [10, -3, None, 2**40],
             "price": [1 / 3, 0.1, None, -2.5e-7],
-            "label": ["plain", "", None, "quote \" comma , newline\nend"],
+            "label": ["plain", "", None, 'quote " comma , newline\nend'],
             "flag": [True, False, None, True],
             "day": [date(2024, 1, 31), date(1999, 12, 31), None, date(2024, 2, 29)],
-            "ts": [datetime(2024, 1, 31, 23, 59, 59, 123456), datetime(2000, 1, 1), None,
-                   datetime(2024, 2, 29, 12, 0, 0, 1)],
+            "ts": [
+                datetime(2024, 1, 31, 23, 59, 59, 123456),
+                datetime(2000, 1, 1),
+                None,
+                datetime(2024, 2, 29, 12, 0, 0, 1),
+            ],
             "tags": [[1, 2, 3], [], None, [42]],
         },
-        schema={"id": pl.Int64, "qty": pl.Int64, "price": pl.Float64, "label": pl.String,
-                "flag": pl.Boolean, "day": pl.Date, "ts": pl.Datetime("us"), "tags": pl.List(pl.Int64)},
+        schema={
+            "id": pl.Int64,
+            "qty": pl.Int64,
+            "price": pl.Float64,
+            "label": pl.String,
+            "flag": pl.Boolean,
+            "day": pl.Date,
+            "ts": pl.Datetime("us"),
+            "tags": pl.List(pl.Int64),
+        },
     )
 
 
@@ -154,13 +173,29 @@ def expected_upsert(old: pl.DataFrame, new: pl.DataFrame, key: str) -> tuple[pl.
 
 
 def test_upsert_counts_and_final_table(warehouse: sa.Engine) -> None:
-    old = pl.DataFrame({"id": [1, 2, 3, 4, 5], "name": ["a", "b", "c", None, "e"],
-                        "score": [1.0, 2.0, None, 4.0, 5.0], "day": [date(2024, 1, d) for d in range(1, 6)]})
-    new = pl.DataFrame({"id": [2, 3, 4, 5, 6, 7],
-                        "name": ["b", "c", None, "E", "f", None],   # 5 changed
-                        "score": [2.0, 3.0, 4.0, 5.0, 6.0, None],   # 3 changed null -> 3.0
-                        "day": [date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4), date(2024, 1, 5),
-                                date(2024, 1, 6), None]})
+    old = pl.DataFrame(
+        {
+            "id": [1, 2, 3, 4, 5],
+            "name": ["a", "b", "c", None, "e"],
+            "score": [1.0, 2.0, None, 4.0, 5.0],
+            "day": [date(2024, 1, d) for d in range(1, 6)],
+        }
+    )
+    new = pl.DataFrame(
+        {
+            "id": [2, 3, 4, 5, 6, 7],
+            "name": ["b", "c", None, "E", "f", None],  # 5 changed
+            "score": [2.0, 3.0, 4.0, 5.0, 6.0, None],  # 3 changed null -> 3.0
+            "day": [
+                date(2024, 1, 2),
+                date(2024, 1, 3),
+                date(2024, 1, 4),
+                date(2024, 1, 5),
+                date(2024, 1, 6),
+                None,
+            ],
+        }
+    )
     first = load(warehouse, old, mode="upsert", primary_key=["id"])
     assert (first.created_table, first.inserted, first.updated, first.unchanged) == (True, 5, 0, 0)
 
@@ -219,8 +254,12 @@ def test_null_key_fails_and_creates_nothing(warehouse: sa.Engine) -> None:
 
 @pytest.mark.parametrize("mode", ["append", "overwrite", "upsert"])
 def test_rejected_value_rolls_back_rows_and_watermark(warehouse: sa.Engine, mode: str) -> None:
-    load(warehouse, pl.DataFrame({"id": [1, 2], "amount": [10, 20]}), primary_key=["id"],
-         watermarks=[WatermarkUpdate("orders", 100)])
+    load(
+        warehouse,
+        pl.DataFrame({"id": [1, 2], "amount": [10, 20]}),
+        primary_key=["id"],
+        watermarks=[WatermarkUpdate("orders", 100)],
+    )
     before = raw_rows(warehouse)
     # amount is BIGINT in the target; the second row's value cannot be one
     bad = pl.DataFrame({"id": [3, 4, 5], "amount": ["30", "forty", "50"]})
@@ -241,12 +280,20 @@ def test_text_that_is_a_number_fits_a_numeric_column(warehouse: sa.Engine, mode:
 
 
 def test_key_conflict_in_append_rolls_back(warehouse: sa.Engine) -> None:
-    load(warehouse, pl.DataFrame({"id": [1, 2], "v": ["a", "b"]}), primary_key=["id"],
-         watermarks=[WatermarkUpdate("src", 1)])
+    load(
+        warehouse,
+        pl.DataFrame({"id": [1, 2], "v": ["a", "b"]}),
+        primary_key=["id"],
+        watermarks=[WatermarkUpdate("src", 1)],
+    )
     before = raw_rows(warehouse)
     with pytest.raises(PermanentError, match=r"(?i)unique constraint"):
-        load(warehouse, pl.DataFrame({"id": [3, 2], "v": ["c", "b again"]}), primary_key=["id"],
-             watermarks=[WatermarkUpdate("src", 2)])
+        load(
+            warehouse,
+            pl.DataFrame({"id": [3, 2], "v": ["c", "b again"]}),
+            primary_key=["id"],
+            watermarks=[WatermarkUpdate("src", 2)],
+        )
     assert raw_rows(warehouse) == before
     assert read_watermark(warehouse, PIPELINE, "src") == 1
 
@@ -264,14 +311,23 @@ def test_failed_load_that_created_the_table_leaves_no_table(warehouse: sa.Engine
 def test_constraint_of_the_target_rejects_a_row_and_rolls_back(warehouse: sa.Engine, mode: str) -> None:
     with warehouse.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (id BIGINT PRIMARY KEY, amount BIGINT CHECK (amount >= 0))")
-    first = load(warehouse, pl.DataFrame({"id": [1, 2], "amount": [10, 20]}), primary_key=["id"],
-                 watermarks=[WatermarkUpdate("src", 1)])
+    first = load(
+        warehouse,
+        pl.DataFrame({"id": [1, 2], "amount": [10, 20]}),
+        primary_key=["id"],
+        watermarks=[WatermarkUpdate("src", 1)],
+    )
     assert (first.created_table, first.inserted) == (False, 2)
     before = raw_rows(warehouse)
     ids = [2, 3] if mode == "upsert" else [3, 4]  # an update and an insert; two inserts
     with pytest.raises(PermanentError, match=r"(?i)check constraint"):
-        load(warehouse, pl.DataFrame({"id": ids, "amount": [25, -1]}), mode=mode, primary_key=["id"],
-             watermarks=[WatermarkUpdate("src", 2)])
+        load(
+            warehouse,
+            pl.DataFrame({"id": ids, "amount": [25, -1]}),
+            mode=mode,
+            primary_key=["id"],
+            watermarks=[WatermarkUpdate("src", 2)],
+        )
     assert raw_rows(warehouse) == before == [(1, 10), (2, 20)]
     assert read_watermark(warehouse, PIPELINE, "src") == 1
 
@@ -283,9 +339,11 @@ def impatient_engine(engine: sa.Engine) -> sa.Engine:
         url = url.update_query_dict({"options": "-c lock_timeout=200"})
     impatient = make_engine(url.render_as_string(hide_password=False))
     if url.get_backend_name() == "sqlite":
+
         @sa.event.listens_for(impatient, "connect")
         def _short_busy_timeout(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             dbapi_conn.execute("PRAGMA busy_timeout = 200")
+
     return impatient
 
 
@@ -305,15 +363,21 @@ def uncommitted_insert(engine: sa.Engine, sql: str) -> Iterator[None]:
 
 @pytest.mark.parametrize("mode", ["append", "upsert"])
 def test_lock_wait_is_transient_and_a_retry_succeeds(warehouse: sa.Engine, mode: str) -> None:
-    load(warehouse, pl.DataFrame({"id": [1], "v": [1]}), primary_key=["id"],
-         watermarks=[WatermarkUpdate("s", 1)])
+    load(
+        warehouse,
+        pl.DataFrame({"id": [1], "v": [1]}),
+        primary_key=["id"],
+        watermarks=[WatermarkUpdate("s", 1)],
+    )
     before = raw_rows(warehouse)
     impatient = impatient_engine(warehouse)
     frame = pl.DataFrame({"id": [3, 2], "v": [3, 2]})
     try:
         # SQLite: the other session holds the write lock; PostgreSQL: it holds the row with key 2
-        with uncommitted_insert(warehouse, "INSERT INTO t (id, v) VALUES (2, 0)"), \
-                pytest.raises(TransientError, match="lock"):
+        with (
+            uncommitted_insert(warehouse, "INSERT INTO t (id, v) VALUES (2, 0)"),
+            pytest.raises(TransientError, match="lock"),
+        ):
             load(impatient, frame, mode=mode, primary_key=["id"], watermarks=[WatermarkUpdate("s", 2)])
         assert raw_rows(warehouse) == before
         assert read_watermark(warehouse, PIPELINE, "s") == 1
@@ -343,9 +407,15 @@ def test_new_column_is_added_and_old_rows_are_null(warehouse: sa.Engine, mode: s
 def test_watermarks_are_written_with_the_load_and_keep_their_type(warehouse: sa.Engine) -> None:
     assert read_watermark(warehouse, PIPELINE, "ids") is None
     stamp = datetime(2024, 5, 1, 12, 30, 15, 250000, tzinfo=UTC)
-    first = load(warehouse, pl.DataFrame({"id": [1]}),
-                 watermarks=[WatermarkUpdate("ids", 41), WatermarkUpdate("ts", stamp),
-                             WatermarkUpdate("skipped", None)])
+    first = load(
+        warehouse,
+        pl.DataFrame({"id": [1]}),
+        watermarks=[
+            WatermarkUpdate("ids", 41),
+            WatermarkUpdate("ts", stamp),
+            WatermarkUpdate("skipped", None),
+        ],
+    )
     assert first.watermarks == {"ids": 41, "ts": stamp}
     ids, ts = read_watermark(warehouse, PIPELINE, "ids"), read_watermark(warehouse, PIPELINE, "ts")
     assert type(ids) is int and ids == 41
@@ -354,8 +424,11 @@ def test_watermarks_are_written_with_the_load_and_keep_their_type(warehouse: sa.
     assert read_watermark(warehouse, "another_pipeline", "ids") is None
 
     naive = datetime(2024, 6, 1, 8, 0)
-    load(warehouse, pl.DataFrame({"id": [2]}),
-         watermarks=[WatermarkUpdate("ids", 42), WatermarkUpdate("ts", naive)])
+    load(
+        warehouse,
+        pl.DataFrame({"id": [2]}),
+        watermarks=[WatermarkUpdate("ids", 42), WatermarkUpdate("ts", naive)],
+    )
     assert read_watermark(warehouse, PIPELINE, "ids") == 42
     moved = read_watermark(warehouse, PIPELINE, "ts")
     assert type(moved) is datetime and moved == naive and moved.tzinfo is None

@@ -71,13 +71,17 @@ def test_failing_critical_step_fails_the_run(hw_env: Settings, spec_dir: Path, p
     assert steps["extract_feed"]["status"] == "completed"
     assert steps["extract_feed"]["records_out"] == 12
     assert (steps["tag"]["status"], steps["tag"]["attempts"], steps["tag"]["error_type"]) == (
-        "failed", 1, "PermanentError")
+        "failed",
+        1,
+        "PermanentError",
+    )
     assert steps["load_vendors"]["status"] == "skipped"
     assert warehouse_table(hw_env, "vendors_raw") is None  # nothing loaded
 
 
-def test_failing_non_critical_step_completes_with_warnings(hw_env: Settings, spec_dir: Path,
-                                                          prefect_api: str) -> None:
+def test_failing_non_critical_step_completes_with_warnings(
+    hw_env: Settings, spec_dir: Path, prefect_api: str
+) -> None:
     write_spec(spec_dir, "soft_fail", critical=False, column="no_such_column")
     result = run_flow("soft_fail", spec_dir)
     assert result["status"] == "completed_with_warnings"
@@ -95,8 +99,9 @@ def test_failing_non_critical_step_completes_with_warnings(hw_env: Settings, spe
     assert_frame_equal(loaded.sort("vendor_id", "updated_at"), expected.sort("vendor_id", "updated_at"))
 
 
-def test_same_pipeline_without_the_fault_loads_the_derived_column(hw_env: Settings, spec_dir: Path,
-                                                                  prefect_api: str) -> None:
+def test_same_pipeline_without_the_fault_loads_the_derived_column(
+    hw_env: Settings, spec_dir: Path, prefect_api: str
+) -> None:
     """The control for the two tests above: the same spec with a real column derives price_band."""
     write_spec(spec_dir, "no_fail", critical=True, column="LENGTH(vendor_name)")
     result = run_flow("no_fail", spec_dir)
@@ -104,5 +109,8 @@ def test_same_pipeline_without_the_fault_loads_the_derived_column(hw_env: Settin
     loaded = warehouse_table(hw_env, "vendors_raw")
     assert loaded is not None
     expected = raw_feed(spec_dir).with_columns(
-        price_band=pl.when(pl.col("vendor_name").str.len_chars() > 1000).then(pl.lit("high")).otherwise(pl.lit("low")))
+        price_band=pl.when(pl.col("vendor_name").str.len_chars() > 1000)
+        .then(pl.lit("high"))
+        .otherwise(pl.lit("low"))
+    )
     assert_frame_equal(loaded.sort("vendor_id", "updated_at"), expected.sort("vendor_id", "updated_at"))

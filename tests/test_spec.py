@@ -61,28 +61,74 @@ def test_good_spec_loads(spec_dir: Path) -> None:
     [
         ("    ops:\n", "    opps: []\n    ops:\n", 9, "steps[1].opps", ["unknown key 'opps'", "fix:"]),
         ('cron: "0 6 * * *"', 'cron: "0 25 * * *"', 15, "schedule.cron", ["invalid cron", "five fields"]),
-        ("timezone: Europe/London", "timezone: Europe/Londn", 15, "schedule.timezone",
-         ["unknown time zone 'Europe/Londn'", "IANA"]),
-        ("data/vendor_prices.csv", "data/nope_*.csv", 3, "sources.feed.path",
-         ["no file matches 'data/nope_*.csv'", "fix:"]),
-        ('      - filter: "vendor_id IS NOT NULL"', "      - explode_all: [x]", 10, "steps[1].ops[0]",
-         ["unknown op 'explode_all'", "use one of:", "filter"]),
-        ("  feed: {kind: file, path: data/vendor_prices.csv}",
-         "  feed: {kind: file, path: data/vendor_prices.csv}\n  db:\n    kind: sql\n"
-         "    connection: {url: 'postgresql://app:hunter2@db/prod'}\n    table: orders",
-         6, "sources.db.connection.url", ["literal password", "environment variable"]),
-        ("  - name: load\n", "  - name: load\n    password: s3cret\n", 12, "steps[2].password",
-         ["secret is written as a literal", "${PASSWORD}"]),
-        ("depends_on: [clean]", "depends_on: [cleen]", 13, "steps[2].depends_on[0]", ["unknown step 'cleen'"]),
+        (
+            "timezone: Europe/London",
+            "timezone: Europe/Londn",
+            15,
+            "schedule.timezone",
+            ["unknown time zone 'Europe/Londn'", "IANA"],
+        ),
+        (
+            "data/vendor_prices.csv",
+            "data/nope_*.csv",
+            3,
+            "sources.feed.path",
+            ["no file matches 'data/nope_*.csv'", "fix:"],
+        ),
+        (
+            '      - filter: "vendor_id IS NOT NULL"',
+            "      - explode_all: [x]",
+            10,
+            "steps[1].ops[0]",
+            ["unknown op 'explode_all'", "use one of:", "filter"],
+        ),
+        (
+            "  feed: {kind: file, path: data/vendor_prices.csv}",
+            "  feed: {kind: file, path: data/vendor_prices.csv}\n  db:\n    kind: sql\n"
+            "    connection: {url: 'postgresql://app:hunter2@db/prod'}\n    table: orders",
+            6,
+            "sources.db.connection.url",
+            ["literal password", "environment variable"],
+        ),
+        (
+            "  - name: load\n",
+            "  - name: load\n    password: s3cret\n",
+            12,
+            "steps[2].password",
+            ["secret is written as a literal", "${PASSWORD}"],
+        ),
+        (
+            "depends_on: [clean]",
+            "depends_on: [cleen]",
+            13,
+            "steps[2].depends_on[0]",
+            ["unknown step 'cleen'"],
+        ),
         ("mode: append}", "mode: upsert}", 14, "steps[2].destination", ["primary_key"]),
-        ('      - filter: "vendor_id IS NOT NULL"', '      - filter: "1; DROP TABLE vendors"', 10,
-         "steps[1].ops[0]", ["filter", "not a single expression"]),
+        (
+            '      - filter: "vendor_id IS NOT NULL"',
+            '      - filter: "1; DROP TABLE vendors"',
+            10,
+            "steps[1].ops[0]",
+            ["filter", "not a single expression"],
+        ),
     ],
-    ids=["unknown-key", "bad-cron", "bad-timezone", "missing-file", "unknown-op", "password-in-url",
-         "literal-secret", "unknown-dependency", "upsert-without-key", "hostile-expression"],
+    ids=[
+        "unknown-key",
+        "bad-cron",
+        "bad-timezone",
+        "missing-file",
+        "unknown-op",
+        "password-in-url",
+        "literal-secret",
+        "unknown-dependency",
+        "upsert-without-key",
+        "hostile-expression",
+    ],
 )
-def test_bad_spec_names_file_line_field_and_fix(spec_dir: Path, old: str, new: str, line: int, field: str,
-                                                words: list[str]) -> None:
+def test_bad_spec_names_file_line_field_and_fix(
+    spec_dir: Path, old: str, new: str, line: int, field: str, words: list[str]
+) -> None:
     assert old in GOOD
     path = write(spec_dir, GOOD.replace(old, new))
     problems = problems_of(path)
@@ -105,8 +151,10 @@ def test_unset_env_var_is_a_problem_with_default_fallback(spec_dir: Path) -> Non
     text = GOOD.replace("table: vendors", 'table: "${TARGET_TABLE}"')
     problems = problems_of(write(spec_dir, text))
     assert "environment variable TARGET_TABLE is not set" in problems[0]
-    loaded = load_pipeline(write(spec_dir, GOOD.replace("table: vendors", 'table: "${TARGET_TABLE:-vendors_x}"'),
-                                 "b.yaml"), env={})
+    loaded = load_pipeline(
+        write(spec_dir, GOOD.replace("table: vendors", 'table: "${TARGET_TABLE:-vendors_x}"'), "b.yaml"),
+        env={},
+    )
     assert loaded.spec.steps[2].destination.table == "vendors_x"  # type: ignore[union-attr]
 
 
@@ -125,11 +173,20 @@ def test_cycle_is_refused(spec_dir: Path) -> None:
 
 
 def test_cli_exit_code_and_every_problem(spec_dir: Path) -> None:
-    write(spec_dir, GOOD.replace("timezone: Europe/London", "timezone: Mars/Olympus")
-          .replace("ops:\n", "ops:\n      - fly: {}\n"), "bad.yaml")
+    write(
+        spec_dir,
+        GOOD.replace("timezone: Europe/London", "timezone: Mars/Olympus").replace(
+            "ops:\n", "ops:\n      - fly: {}\n"
+        ),
+        "bad.yaml",
+    )
     write(spec_dir, GOOD, "good.yaml")
-    proc = subprocess.run([sys.executable, "-m", "headwater.cli", "validate", str(spec_dir)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "headwater.cli", "validate", str(spec_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert "unknown op 'fly'" in proc.stdout
     assert "ok  " in proc.stdout and "good.yaml" in proc.stdout

@@ -13,8 +13,15 @@ from alembic.migration import MigrationContext
 from headwater.store import Store
 from headwater.store.tables import metadata
 
-TABLES = {"data_pipelines", "pipeline_steps", "data_sources", "data_destinations", "pipeline_executions",
-          "step_executions", "alembic_version"}
+TABLES = {
+    "data_pipelines",
+    "pipeline_steps",
+    "data_sources",
+    "data_destinations",
+    "pipeline_executions",
+    "step_executions",
+    "alembic_version",
+}
 
 
 def _check(url: str) -> None:

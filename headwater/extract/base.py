@@ -20,8 +20,9 @@ class ExtractResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def extract_source(name: str, source: Source, *, base_dir: Path, connections: Connections,
-                   watermark: Any = None) -> ExtractResult:
+def extract_source(
+    name: str, source: Source, *, base_dir: Path, connections: Connections, watermark: Any = None
+) -> ExtractResult:
     if isinstance(source, FileSource):
         from headwater.extract.files import read_files
 

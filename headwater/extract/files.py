@@ -17,8 +17,15 @@ from headwater.errors import PermanentError
 from headwater.spec.models import FileSource
 from headwater.transform.expressions import parse_dtype
 
-_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson",
-            ".parquet": "parquet", ".pq": "parquet"}
+_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".json": "json",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 def resolve_paths(path: str, base_dir: Path) -> list[Path]:
@@ -47,8 +54,10 @@ def file_format(source: FileSource, path: Path) -> str:
     suffixes = [s for s in path.suffixes if s not in (".gz", ".zip")]
     fmt = _FORMATS.get(suffixes[-1].lower()) if suffixes else None
     if fmt is None:
-        raise PermanentError(f"cannot tell the format of {path.name}",
-                             hint="set format: csv | tsv | json | ndjson | parquet on the source")
+        raise PermanentError(
+            f"cannot tell the format of {path.name}",
+            hint="set format: csv | tsv | json | ndjson | parquet on the source",
+        )
     return fmt
 
 
@@ -59,8 +68,10 @@ def _payload(path: Path) -> bytes | Path:
         with zipfile.ZipFile(path) as archive:
             members = [m for m in archive.namelist() if not m.endswith("/")]
             if len(members) != 1:
-                raise PermanentError(f"{path} holds {len(members)} files; expected exactly one",
-                                     hint="unzip it and point path at the files with a glob")
+                raise PermanentError(
+                    f"{path} holds {len(members)} files; expected exactly one",
+                    hint="unzip it and point path at the files with a glob",
+                )
             return archive.read(members[0])
     return path
 
@@ -68,8 +79,10 @@ def _payload(path: Path) -> bytes | Path:
 def _records(data: object, dotted: str | None, path: Path) -> list[dict[str, object]]:
     for part in (dotted or "").split(".") if dotted else []:
         if not isinstance(data, dict) or part not in data:
-            raise PermanentError(f"{path}: no key {part!r} on the way to records {dotted!r}",
-                                 hint="set records: to the dot path of the list of records")
+            raise PermanentError(
+                f"{path}: no key {part!r} on the way to records {dotted!r}",
+                hint="set records: to the dot path of the list of records",
+            )
         data = data[part]
     if isinstance(data, dict):
         data = [data]
@@ -85,20 +98,35 @@ def _read_one(name: str, source: FileSource, path: Path) -> pl.DataFrame:
     if fmt in ("csv", "tsv"):
         sep = source.delimiter or ("\t" if fmt == "tsv" else ",")
         if isinstance(payload, Path):
-            lazy = pl.scan_csv(payload, separator=sep, null_values=source.null_values or None,
-                               schema_overrides=overrides or None,
-                               infer_schema_length=source.infer_schema_length)
+            lazy = pl.scan_csv(
+                payload,
+                separator=sep,
+                null_values=source.null_values or None,
+                schema_overrides=overrides or None,
+                infer_schema_length=source.infer_schema_length,
+            )
             return lazy.collect(engine="streaming")
-        return pl.read_csv(payload, separator=sep, null_values=source.null_values or None,
-                           schema_overrides=overrides or None, infer_schema_length=source.infer_schema_length)
+        return pl.read_csv(
+            payload,
+            separator=sep,
+            null_values=source.null_values or None,
+            schema_overrides=overrides or None,
+            infer_schema_length=source.infer_schema_length,
+        )
     if fmt == "parquet":
-        frame = pl.scan_parquet(payload).collect(engine="streaming") if isinstance(payload, Path) \
+        frame = (
+            pl.scan_parquet(payload).collect(engine="streaming")
+            if isinstance(payload, Path)
             else pl.read_parquet(payload)
+        )
         return frame.with_columns(pl.col(c).cast(t) for c, t in overrides.items()) if overrides else frame
     if fmt == "ndjson":
         data = payload if isinstance(payload, bytes) else payload.read_bytes()
-        return pl.read_ndjson(io.BytesIO(data), schema_overrides=overrides or None,
-                              infer_schema_length=source.infer_schema_length)
+        return pl.read_ndjson(
+            io.BytesIO(data),
+            schema_overrides=overrides or None,
+            infer_schema_length=source.infer_schema_length,
+        )
     text = payload.decode() if isinstance(payload, bytes) else payload.read_text(encoding="utf-8")
     records = _records(json.loads(text), source.records, path)
     frame = pl.DataFrame(records, infer_schema_length=None)
@@ -117,9 +145,12 @@ def _csv_line(source: FileSource, path: Path, column: str) -> int | None:
         sep = source.delimiter or ("\t" if file_format(source, path) == "tsv" else ",")
         nulls = source.null_values or None
         overrides = {c: parse_dtype(t) for c, t in source.columns.items()}
-        dtype = overrides.get(column) or pl.scan_csv(
-            data, separator=sep, null_values=nulls, infer_schema_length=source.infer_schema_length
-        ).collect_schema()[column]
+        dtype = (
+            overrides.get(column)
+            or pl.scan_csv(
+                data, separator=sep, null_values=nulls, infer_schema_length=source.infer_schema_length
+            ).collect_schema()[column]
+        )
         text = pl.read_csv(data, separator=sep, null_values=nulls, infer_schema=False)
         bad = pl.col(column).is_not_null() & pl.col(column).cast(dtype, strict=False).is_null()
         rows = text.select(bad.arg_true()).to_series()
@@ -153,13 +184,17 @@ def read_files(name: str, source: FileSource, base_dir: Path) -> pl.DataFrame:
         except PermanentError:
             raise
         except (pl.exceptions.PolarsError, ValueError, OSError) as exc:
-            raise PermanentError(f"source {name}: cannot read {_explain(path, source, exc)}",
-                                 hint="fix the file, or declare the column's type under columns:, "
-                                      "null_values: or delimiter: on the source") from exc
+            raise PermanentError(
+                f"source {name}: cannot read {_explain(path, source, exc)}",
+                hint="fix the file, or declare the column's type under columns:, "
+                "null_values: or delimiter: on the source",
+            ) from exc
     if len(frames) == 1:
         return frames[0]
     try:
         return pl.concat(frames, how="diagonal_relaxed")
     except pl.exceptions.PolarsError as exc:
-        raise PermanentError(f"source {name}: the files of {source.path!r} do not share a schema: {exc}",
-                             hint="declare column types under columns: so every file reads alike") from exc
+        raise PermanentError(
+            f"source {name}: the files of {source.path!r} do not share a schema: {exc}",
+            hint="declare column types under columns: so every file reads alike",
+        ) from exc

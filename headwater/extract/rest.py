@@ -52,8 +52,9 @@ def dig(body: Any, dotted: str | None) -> Any:
 
 
 class RestReader:
-    def __init__(self, name: str, source: RestSource, connections: Connections,
-                 client: httpx.Client | None = None) -> None:
+    def __init__(
+        self, name: str, source: RestSource, connections: Connections, client: httpx.Client | None = None
+    ) -> None:
         self.name, self.source = name, source
         headers = dict(source.headers)
         if source.auth:
@@ -80,15 +81,22 @@ class RestReader:
                 if status < 400:
                     return resp
                 if status not in RETRY_STATUS:
-                    hint = ("check the token (auth.token / the credentials block)" if status in (401, 403)
-                            else "check the URL and parameters")
-                    raise PermanentError(f"source {self.name}: {src.method} {url} answered HTTP {status}",
-                                         hint=hint)
+                    hint = (
+                        "check the token (auth.token / the credentials block)"
+                        if status in (401, 403)
+                        else "check the URL and parameters"
+                    )
+                    raise PermanentError(
+                        f"source {self.name}: {src.method} {url} answered HTTP {status}", hint=hint
+                    )
                 problem = f"HTTP {status}"
                 wait = retry_after_seconds(resp.headers.get("Retry-After"))
             if attempt == src.max_retries:
-                raise TransientError(f"source {self.name}: {src.method} {url} failed after "
-                                     f"{attempt + 1} request(s): {problem}", retry_after=wait)
+                raise TransientError(
+                    f"source {self.name}: {src.method} {url} failed after "
+                    f"{attempt + 1} request(s): {problem}",
+                    retry_after=wait,
+                )
             self.retries += 1
             if status:
                 self.retry_statuses.append(status)
@@ -113,16 +121,20 @@ class RestReader:
             try:
                 body = resp.json()
             except ValueError as exc:
-                raise PermanentError(f"source {self.name}: {url} did not answer JSON",
-                                     hint="check the URL; Headwater reads JSON APIs") from exc
+                raise PermanentError(
+                    f"source {self.name}: {url} did not answer JSON",
+                    hint="check the URL; Headwater reads JSON APIs",
+                ) from exc
             page = dig(body, src.records) if src.records else body
             if page is None:
                 page = []
             if isinstance(page, dict):
                 page = [page]
             if not isinstance(page, list):
-                raise PermanentError(f"source {self.name}: records {src.records!r} is not a list",
-                                     hint="set records: to the dot path of the list in the response")
+                raise PermanentError(
+                    f"source {self.name}: records {src.records!r} is not a list",
+                    hint="set records: to the dot path of the list in the response",
+                )
             out.extend(page)
             if not pag or not page:
                 break
@@ -150,6 +162,9 @@ def read_rest(name: str, source: RestSource, connections: Connections) -> Extrac
     finally:
         reader.client.close()
     frame = pl.DataFrame(records, infer_schema_length=None) if records else pl.DataFrame()
-    metrics = {"http_requests": reader.requests, "http_retries": reader.retries,
-               "http_retry_statuses": reader.retry_statuses}
+    metrics = {
+        "http_requests": reader.requests,
+        "http_retries": reader.retries,
+        "http_retry_statuses": reader.retry_statuses,
+    }
     return ExtractResult(frame, metrics=metrics)

@@ -36,33 +36,46 @@ def read_sql(name: str, source: SqlSource, connections: Connections, watermark: 
         if cursor and cursor not in table.c:
             missing.append(cursor)
         if missing:
-            raise PermanentError(f"source {name}: table {source.table} at {where} has no column(s) "
-                                 f"{', '.join(missing)}", hint=f"columns there: {', '.join(table.c.keys())}")
+            raise PermanentError(
+                f"source {name}: table {source.table} at {where} has no column(s) {', '.join(missing)}",
+                hint=f"columns there: {', '.join(table.c.keys())}",
+            )
         cols = [table.c[c] for c in wanted]
         if cursor and cursor not in wanted:
             cols.append(table.c[cursor])
         stmt = sa.select(*cols)
-        start = watermark if watermark is not None else (source.incremental.initial
-                                                         if source.incremental else None)
+        start = (
+            watermark
+            if watermark is not None
+            else (source.incremental.initial if source.incremental else None)
+        )
         if cursor:
             if start is not None:
-                stmt = stmt.where(table.c[cursor] > sa.bindparam("watermark", start, type_=table.c[cursor].type))
+                stmt = stmt.where(
+                    table.c[cursor] > sa.bindparam("watermark", start, type_=table.c[cursor].type)
+                )
             stmt = stmt.order_by(table.c[cursor])
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True).execute(stmt)
             keys = list(result.keys())
             chunks = []
             while rows := result.fetchmany(BATCH_ROWS):
-                chunks.append(pl.DataFrame([tuple(r) for r in rows], schema=keys, orient="row",
-                                           infer_schema_length=None))
+                chunks.append(
+                    pl.DataFrame(
+                        [tuple(r) for r in rows], schema=keys, orient="row", infer_schema_length=None
+                    )
+                )
     except NoSuchTableError as exc:
-        raise PermanentError(f"source {name}: no table {source.table} at {where}",
-                             hint="check the table name and the connection") from exc
+        raise PermanentError(
+            f"source {name}: no table {source.table} at {where}",
+            hint="check the table name and the connection",
+        ) from exc
     except SQLAlchemyError as exc:
         if is_transient(exc):
             raise TransientError(f"source {name}: cannot read {where}: {first_line(exc)}") from exc
-        raise PermanentError(f"source {name}: query on {source.table} at {where} failed: "
-                             f"{first_line(exc)}") from exc
+        raise PermanentError(
+            f"source {name}: query on {source.table} at {where} failed: {first_line(exc)}"
+        ) from exc
     frame = pl.concat(chunks, how="vertical_relaxed") if chunks else pl.DataFrame(schema=keys)
     new_mark = None
     if cursor and frame.height:

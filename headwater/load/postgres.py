@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
@@ -34,13 +35,23 @@ def _copy(cur, target_sql: str, columns_sql: str, frame: pl.DataFrame) -> None: 
             row = offset + int(match.group(1))
             column = match.group(2) or "?"
             reason = str(exc).strip().splitlines()[0]
-            raise PermanentError(f"row {row} of the load, column {column}: {reason}",
-                                 hint="the target column's type does not fit the data: cast it in a "
-                                      "transform step, or alter the table") from exc
+            raise PermanentError(
+                f"row {row} of the load, column {column}: {reason}",
+                hint="the target column's type does not fit the data: cast it in a "
+                "transform step, or alter the table",
+            ) from exc
 
 
-def write_postgres(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame,
-                   destination: Destination) -> LoadResult:
+def _one(cur: Any) -> tuple[Any, ...]:
+    row = cur.fetchone()
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return tuple(row)
+
+
+def write_postgres(
+    conn: sa.Connection, table: sa.Table, frame: pl.DataFrame, destination: Destination
+) -> LoadResult:
     quote = conn.dialect.identifier_preparer.quote
     target = qualified(conn, table)
     cols = frame.columns
@@ -50,14 +61,16 @@ def write_postgres(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame,
     try:
         if destination.mode == "overwrite":
             cur.execute(f"SELECT count(*) FROM {target}")
-            result.deleted = cur.fetchone()[0]
+            result.deleted = _one(cur)[0]
             cur.execute(f"TRUNCATE {target}")
         if destination.mode in ("append", "overwrite"):
             _copy(cur, target, cols_sql, frame)
             result.inserted = frame.height
             return result
-        cur.execute(f"CREATE TEMPORARY TABLE headwater_stage ON COMMIT DROP AS "
-                    f"SELECT {cols_sql} FROM {target} WITH NO DATA")
+        cur.execute(
+            f"CREATE TEMPORARY TABLE headwater_stage ON COMMIT DROP AS "
+            f"SELECT {cols_sql} FROM {target} WITH NO DATA"
+        )
         _copy(cur, "headwater_stage", cols_sql, frame)
         pk = destination.primary_key
         others = [c for c in cols if c not in pk]
@@ -72,8 +85,9 @@ def write_postgres(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame,
         cur.execute(
             f"WITH up AS (INSERT INTO {target} AS t ({cols_sql}) SELECT {cols_sql} FROM headwater_stage "
             f"ON CONFLICT ({conflict}) {action} RETURNING (xmax = 0) AS inserted) "
-            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up")
-        result.inserted, result.updated = cur.fetchone()
+            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+        )
+        result.inserted, result.updated = _one(cur)
         result.unchanged = frame.height - result.inserted - result.updated
         cur.execute("DROP TABLE headwater_stage")
         return result

@@ -43,9 +43,11 @@ def prepare_frame(frame: pl.DataFrame) -> pl.DataFrame:
     for name, dtype in frame.schema.items():
         if isinstance(dtype, pl.List | pl.Array):
             # {"v":[...]} minus the wrapper; a null list stays SQL NULL, not the JSON text 'null'
-            exprs.append(pl.when(pl.col(name).is_not_null())
-                         .then(pl.struct(pl.col(name).alias("v")).struct.json_encode().str.slice(5).str.head(-1))
-                         .alias(name))
+            exprs.append(
+                pl.when(pl.col(name).is_not_null())
+                .then(pl.struct(pl.col(name).alias("v")).struct.json_encode().str.slice(5).str.head(-1))
+                .alias(name)
+            )
         elif isinstance(dtype, pl.Struct):
             exprs.append(pl.col(name).struct.json_encode().alias(name))
         elif dtype == pl.Null:
@@ -73,11 +75,15 @@ def ensure_table(conn: sa.Connection, name: str, frame: pl.DataFrame, primary_ke
     inspector = sa.inspect(conn)
     missing_pk = [c for c in primary_key if c not in frame.columns]
     if missing_pk:
-        raise PermanentError(f"primary key column(s) {', '.join(missing_pk)} are not in the data loaded "
-                             f"into {name}", hint=f"columns loaded: {', '.join(frame.columns)}")
+        raise PermanentError(
+            f"primary key column(s) {', '.join(missing_pk)} are not in the data loaded into {name}",
+            hint=f"columns loaded: {', '.join(frame.columns)}",
+        )
     if not inspector.has_table(table_name, schema=schema):
-        columns = [sa.Column(col, sql_type(dtype, dialect), nullable=col not in primary_key)
-                   for col, dtype in frame.schema.items()]
+        columns = [
+            sa.Column(col, sql_type(dtype, dialect), nullable=col not in primary_key)
+            for col, dtype in frame.schema.items()
+        ]
         pk = [sa.PrimaryKeyConstraint(*primary_key)] if primary_key else []
         table = sa.Table(table_name, sa.MetaData(), *columns, *pk, schema=schema)
         table.create(conn)
@@ -87,16 +93,25 @@ def ensure_table(conn: sa.Connection, name: str, frame: pl.DataFrame, primary_ke
     for col, dtype in frame.schema.items():
         if col not in table.c:
             coltype = sql_type(dtype, dialect).compile(dialect=conn.dialect)
-            conn.execute(sa.text(f"ALTER TABLE {_qualified(conn, schema, table_name)} "
-                                 f"ADD COLUMN {conn.dialect.identifier_preparer.quote(col)} {coltype}"))
+            conn.execute(
+                sa.text(
+                    f"ALTER TABLE {_qualified(conn, schema, table_name)} "
+                    f"ADD COLUMN {conn.dialect.identifier_preparer.quote(col)} {coltype}"
+                )
+            )
             added.append(col)
     if added:
         table = sa.Table(table_name, sa.MetaData(), autoload_with=conn, schema=schema)
-    required = [c.name for c in table.columns
-                if not c.nullable and c.name not in frame.columns and c.server_default is None]
+    required = [
+        c.name
+        for c in table.columns
+        if not c.nullable and c.name not in frame.columns and c.server_default is None
+    ]
     if required:
-        raise PermanentError(f"table {name} needs column(s) {', '.join(required)} that the data lacks",
-                             hint="add them in a transform step, or make them nullable in the table")
+        raise PermanentError(
+            f"table {name} needs column(s) {', '.join(required)} that the data lacks",
+            hint="add them in a transform step, or make them nullable in the table",
+        )
     return TargetTable(table, False, added)
 
 
@@ -118,5 +133,7 @@ def unique_key_exists(conn: sa.Connection, table: sa.Table, primary_key: list[st
     for index in inspector.get_indexes(table.name, schema=table.schema):
         if index.get("unique") and set(index["column_names"]) == wanted:
             return True
-    return any(set(u["column_names"]) == wanted
-               for u in inspector.get_unique_constraints(table.name, schema=table.schema))
+    return any(
+        set(u["column_names"]) == wanted
+        for u in inspector.get_unique_constraints(table.name, schema=table.schema)
+    )

@@ -43,10 +43,12 @@ def _check_fit(table: sa.Table, frame: pl.DataFrame) -> None:
             continue
         rows = frame.select(bad.arg_true())[:, 0]
         if rows.len():
-            raise PermanentError(f"row {rows[0] + 1} of the load, column {name}: {frame[name][rows[0]]!r} "
-                                 f"{reason} ({rows.len()} row(s) like it)",
-                                 hint="the target column's type does not fit the data: cast it in a "
-                                      "transform step, or alter the table")
+            raise PermanentError(
+                f"row {rows[0] + 1} of the load, column {name}: {frame[name][rows[0]]!r} "
+                f"{reason} ({rows.len()} row(s) like it)",
+                hint="the target column's type does not fit the data: cast it in a "
+                "transform step, or alter the table",
+            )
 
 
 def _insert_all(cur, target: str, cols_sql: str, frame: pl.DataFrame) -> None:  # type: ignore[no-untyped-def]
@@ -56,8 +58,9 @@ def _insert_all(cur, target: str, cols_sql: str, frame: pl.DataFrame) -> None:  
         cur.executemany(sql, frame.slice(offset, BATCH_ROWS).iter_rows())
 
 
-def write_sqlite(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame,
-                 destination: Destination) -> LoadResult:
+def write_sqlite(
+    conn: sa.Connection, table: sa.Table, frame: pl.DataFrame, destination: Destination
+) -> LoadResult:
     quote = conn.dialect.identifier_preparer.quote
     target = qualified(conn, table)
     cols = frame.columns
@@ -82,19 +85,22 @@ def write_sqlite(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame,
         join = " AND ".join(f"t.{quote(c)} = s.{quote(c)}" for c in pk)
         result.inserted = cur.execute(
             f"SELECT count(*) FROM temp.headwater_stage s WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {target} t WHERE {join})").fetchone()[0]
+            f"(SELECT 1 FROM {target} t WHERE {join})"
+        ).fetchone()[0]
         if others:
             differs = " OR ".join(f"t.{quote(c)} IS NOT s.{quote(c)}" for c in others)
             result.updated = cur.execute(
-                f"SELECT count(*) FROM temp.headwater_stage s JOIN {target} t ON {join} "
-                f"WHERE {differs}").fetchone()[0]
+                f"SELECT count(*) FROM temp.headwater_stage s JOIN {target} t ON {join} WHERE {differs}"
+            ).fetchone()[0]
             sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in others)
             changed = " OR ".join(f"{quote(c)} IS NOT excluded.{quote(c)}" for c in others)
             action = f"DO UPDATE SET {sets} WHERE {changed}"
         else:
             action = "DO NOTHING"
-        cur.execute(f"INSERT INTO {target} ({cols_sql}) SELECT {cols_sql} FROM temp.headwater_stage WHERE true "
-                    f"ON CONFLICT ({', '.join(quote(c) for c in pk)}) {action}")
+        cur.execute(
+            f"INSERT INTO {target} ({cols_sql}) SELECT {cols_sql} FROM temp.headwater_stage WHERE true "
+            f"ON CONFLICT ({', '.join(quote(c) for c in pk)}) {action}"
+        )
         result.unchanged = frame.height - result.inserted - result.updated
         cur.execute("DROP TABLE temp.headwater_stage")
         return result

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 WATERMARKS = "headwater_watermarks"
 _meta = sa.MetaData()
 watermarks = sa.Table(
-    WATERMARKS, _meta,
+    WATERMARKS,
+    _meta,
     sa.Column("pipeline", sa.String(200), primary_key=True),
     sa.Column("source", sa.String(200), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
@@ -59,8 +60,11 @@ def read_watermark(engine: sa.Engine, pipeline: str, source: str) -> Any:
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table(WATERMARKS):
             return None
-        row = conn.execute(sa.select(watermarks.c.value, watermarks.c.value_type)
-                           .where(watermarks.c.pipeline == pipeline, watermarks.c.source == source)).first()
+        row = conn.execute(
+            sa.select(watermarks.c.value, watermarks.c.value_type).where(
+                watermarks.c.pipeline == pipeline, watermarks.c.source == source
+            )
+        ).first()
     return decode(row.value, row.value_type) if row else None
 
 
@@ -70,8 +74,12 @@ def write_watermark(conn: sa.Connection, pipeline: str, source: str, value: Any,
     text, kind = encode(value)
     now = datetime.now(UTC)
     key = (watermarks.c.pipeline == pipeline) & (watermarks.c.source == source)
-    updated = conn.execute(sa.update(watermarks).where(key)
-                           .values(value=text, value_type=kind, run_id=run_id, updated_at=now)).rowcount
+    updated = conn.execute(
+        sa.update(watermarks).where(key).values(value=text, value_type=kind, run_id=run_id, updated_at=now)
+    ).rowcount
     if not updated:
-        conn.execute(sa.insert(watermarks).values(pipeline=pipeline, source=source, value=text,
-                                                  value_type=kind, run_id=run_id, updated_at=now))
+        conn.execute(
+            sa.insert(watermarks).values(
+                pipeline=pipeline, source=source, value=text, value_type=kind, run_id=run_id, updated_at=now
+            )
+        )

@@ -47,8 +47,15 @@ class StepResult:
 
 
 class PipelineRun:
-    def __init__(self, loaded: LoadedSpec, store: Store, connections: Connections, *,
-                 execution_type: str = "manual", flow_run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedSpec,
+        store: Store,
+        connections: Connections,
+        *,
+        execution_type: str = "manual",
+        flow_run_id: str | None = None,
+    ) -> None:
         self.loaded, self.spec = loaded, loaded.spec
         self.store, self.connections = store, connections
         self.execution_type, self.flow_run_id = execution_type, flow_run_id
@@ -68,8 +75,13 @@ class PipelineRun:
             log.warning("run %s of %s had crashed; marked crashed", run_id, self.spec.name)
         pipeline_id = self.store.register_pipeline(self.loaded, self.connections.default_warehouse_url)
         steps = [(name, self.spec.step(name).type) for name in self.order]
-        self.run_id = self.store.start_run(pipeline_id, self.spec.name, steps,
-                                           execution_type=self.execution_type, flow_run_id=self.flow_run_id)
+        self.run_id = self.store.start_run(
+            pipeline_id,
+            self.spec.name,
+            steps,
+            execution_type=self.execution_type,
+            flow_run_id=self.flow_run_id,
+        )
         self.monitor = ResourceMonitor()
         return self.run_id
 
@@ -77,9 +89,13 @@ class PipelineRun:
         """Steps whose dependencies have all finished; none once a critical step has failed."""
         if self.halted:
             return []
-        return [name for name in self.order
-                if name not in self.results and name not in running
-                and all(dep in self.results for dep in self.spec.step(name).depends_on)]
+        return [
+            name
+            for name in self.order
+            if name not in self.results
+            and name not in running
+            and all(dep in self.results for dep in self.spec.step(name).depends_on)
+        ]
 
     def pending(self) -> list[str]:
         return [name for name in self.order if name not in self.results]
@@ -119,22 +135,48 @@ class PipelineRun:
         except BaseException as exc:
             peak, delta = self.monitor.close(window)
             retrying = self.will_retry(name, exc, attempt)
-            self.store.step_finished(self.run_id, name, StepRecord(
-                status="retrying" if retrying else "failed", attempts=attempt, started_at=started,
-                ended_at=datetime.now(UTC), records_in=primary.height if primary is not None else None,
-                peak_memory_mb=peak, memory_delta_mb=delta, sample_in=self._sample(primary),
-                error_type=type(exc).__name__, error_message=self.redact(str(exc))))
+            self.store.step_finished(
+                self.run_id,
+                name,
+                StepRecord(
+                    status="retrying" if retrying else "failed",
+                    attempts=attempt,
+                    started_at=started,
+                    ended_at=datetime.now(UTC),
+                    records_in=primary.height if primary is not None else None,
+                    peak_memory_mb=peak,
+                    memory_delta_mb=delta,
+                    sample_in=self._sample(primary),
+                    error_type=type(exc).__name__,
+                    error_message=self.redact(str(exc)),
+                ),
+            )
             raise
         peak, delta = self.monitor.close(window)
         out = output.frame
         record = StepRecord(
-            status="completed", attempts=attempt, started_at=started, ended_at=datetime.now(UTC),
-            records_in=output.records_in, records_out=out.height if out is not None else None,
-            peak_memory_mb=peak, memory_delta_mb=delta, sample_in=self._sample(primary),
-            sample_out=self._sample(out) if step.type != "load" else None, metrics=output.metrics)
+            status="completed",
+            attempts=attempt,
+            started_at=started,
+            ended_at=datetime.now(UTC),
+            records_in=output.records_in,
+            records_out=out.height if out is not None else None,
+            peak_memory_mb=peak,
+            memory_delta_mb=delta,
+            sample_in=self._sample(primary),
+            sample_out=self._sample(out) if step.type != "load" else None,
+            metrics=output.metrics,
+        )
         self.store.step_finished(self.run_id, name, record)
-        return StepResult("completed", out, output.watermark, output.records_in, output.load,
-                          attempts=attempt, metrics=output.metrics)
+        return StepResult(
+            "completed",
+            out,
+            output.watermark,
+            output.records_in,
+            output.load,
+            attempts=attempt,
+            metrics=output.metrics,
+        )
 
     def _dispatch(self, step: Step, inputs: dict[str, pl.DataFrame | None]) -> run_steps.StepOutput:
         env = run_steps.StepEnv(self.spec, self.loaded.base_dir, self.connections, self.run_id)
@@ -169,8 +211,9 @@ class PipelineRun:
         passed = None
         if not step.critical and step.primary_input:
             passed = self.results[step.primary_input].output
-        self.results[name] = StepResult("failed", passed, error=message, error_type=type(exc).__name__,
-                                        attempts=attempts)
+        self.results[name] = StepResult(
+            "failed", passed, error=message, error_type=type(exc).__name__, attempts=attempts
+        )
         if step.critical:
             self.halted = True
 

@@ -51,8 +51,9 @@ def run_extract(env: StepEnv, step: ExtractStep, load_step: LoadStep | None) -> 
     if isinstance(source, SqlSource) and source.incremental and load_step is not None:
         engine = env.connections.engine(load_step.destination.warehouse or env.spec.warehouse)
         watermark = read_watermark(engine, env.spec.name, step.source)
-    result = extract_source(step.source, source, base_dir=env.base_dir, connections=env.connections,
-                            watermark=watermark)
+    result = extract_source(
+        step.source, source, base_dir=env.base_dir, connections=env.connections, watermark=watermark
+    )
     mark = WatermarkUpdate(step.source, result.watermark) if result.watermark is not None else None
     return StepOutput(result.frame, result.frame.height, mark, metrics=result.metrics)
 
@@ -65,9 +66,11 @@ def run_transform(env: StepEnv, step: TransformStep, inputs: dict[str, pl.DataFr
         out = apply_ops(primary.lazy(), ops, ctx).collect()
     except pl.exceptions.PolarsError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise PermanentError(f"step {step.name}: {type(exc).__name__}: {first}",
-                             hint="check the column names and types the ops use against the step's input "
-                                  f"columns: {', '.join(primary.columns)}") from exc
+        raise PermanentError(
+            f"step {step.name}: {type(exc).__name__}: {first}",
+            hint="check the column names and types the ops use against the step's input "
+            f"columns: {', '.join(primary.columns)}",
+        ) from exc
     return StepOutput(out, primary.height)
 
 
@@ -86,15 +89,22 @@ def run_validate(env: StepEnv, step: ValidateStep, frame: pl.DataFrame) -> StepO
     return StepOutput(frame, frame.height, metrics=metrics)
 
 
-def run_load(env: StepEnv, step: LoadStep, frame: pl.DataFrame,
-             watermarks: list[WatermarkUpdate]) -> StepOutput:
+def run_load(
+    env: StepEnv, step: LoadStep, frame: pl.DataFrame, watermarks: list[WatermarkUpdate]
+) -> StepOutput:
     engine = env.connections.engine(step.destination.warehouse or env.spec.warehouse)
-    result = load_frame(engine, frame, step.destination, pipeline=env.spec.name, run_id=env.run_id,
-                        watermarks=watermarks)
-    metrics = {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
-               "deleted": result.deleted, "created_table": result.created_table,
-               "added_columns": result.added_columns,
-               "watermarks": {k: str(v) for k, v in result.watermarks.items()}}
+    result = load_frame(
+        engine, frame, step.destination, pipeline=env.spec.name, run_id=env.run_id, watermarks=watermarks
+    )
+    metrics = {
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "deleted": result.deleted,
+        "created_table": result.created_table,
+        "added_columns": result.added_columns,
+        "watermarks": {k: str(v) for k, v in result.watermarks.items()},
+    }
     return StepOutput(frame, frame.height, load=result, metrics=metrics)
 
 

@@ -49,7 +49,9 @@ def check_spec(loaded: LoadedSpec) -> list[SpecProblem]:
     names = [s.name for s in spec.steps]
     for i, step in enumerate(spec.steps):
         if names.count(step.name) > 1 and names.index(step.name) != i:
-            add(("steps", i, "name"), f"step name {step.name!r} is used twice", "give each step a unique name")
+            add(
+                ("steps", i, "name"), f"step name {step.name!r} is used twice", "give each step a unique name"
+            )
         for j, dep in enumerate(step.depends_on):
             if dep not in names:
                 add(("steps", i, "depends_on", j), f"unknown step {dep!r}", f"use one of: {', '.join(names)}")
@@ -57,11 +59,17 @@ def check_spec(loaded: LoadedSpec) -> list[SpecProblem]:
                 add(("steps", i, "depends_on", j), "a step cannot depend on itself", "remove it")
         if isinstance(step, ExtractStep):
             if step.source not in spec.sources:
-                add(("steps", i, "source"), f"unknown source {step.source!r}",
-                    f"use one of: {', '.join(spec.sources)} or add it under sources")
+                add(
+                    ("steps", i, "source"),
+                    f"unknown source {step.source!r}",
+                    f"use one of: {', '.join(spec.sources)} or add it under sources",
+                )
         elif not step.depends_on:
-            add(("steps", i, "depends_on"), f"a {step.type} step needs an input",
-                "list the step whose output it takes in depends_on (the first one is its input)")
+            add(
+                ("steps", i, "depends_on"),
+                f"a {step.type} step needs an input",
+                "list the step whose output it takes in depends_on (the first one is its input)",
+            )
         if isinstance(step, TransformStep):
             try:
                 ops = parse_ops(step.ops)
@@ -71,27 +79,43 @@ def check_spec(loaded: LoadedSpec) -> list[SpecProblem]:
             for k, op in enumerate(ops):
                 for ref in op.references():
                     if ref not in step.depends_on:
-                        add(("steps", i, "ops", k), f"op {op.name} reads step {ref!r}, which is not in "
-                            "depends_on", f"add {ref} to this step's depends_on")
+                        add(
+                            ("steps", i, "ops", k),
+                            f"op {op.name} reads step {ref!r}, which is not in depends_on",
+                            f"add {ref} to this step's depends_on",
+                        )
     try:
         step_order(loaded)
     except CycleError as exc:
-        add(("steps",), f"steps depend on each other in a cycle: {' -> '.join(exc.args[1])}",
-            "remove one of the depends_on links")
+        add(
+            ("steps",),
+            f"steps depend on each other in a cycle: {' -> '.join(exc.args[1])}",
+            "remove one of the depends_on links",
+        )
 
     for name, source in spec.sources.items():
         if isinstance(source, FileSource):
             try:
                 resolve_paths(source.path, loaded.base_dir)
             except FileNotFoundError as exc:
-                add(("sources", name, "path"), str(exc), "check the path; relative paths start at the "
-                    "spec's folder; pkg:<package>/<file> reads from an installed package")
+                add(
+                    ("sources", name, "path"),
+                    str(exc),
+                    "check the path; relative paths start at the "
+                    "spec's folder; pkg:<package>/<file> reads from an installed package",
+                )
         if isinstance(source, SqlSource) and source.incremental:
-            extracts = [i for i, s in enumerate(spec.steps) if isinstance(s, ExtractStep) and s.source == name]
+            extracts = [
+                i for i, s in enumerate(spec.steps) if isinstance(s, ExtractStep) and s.source == name
+            ]
             loads = {ld for i in extracts for ld in downstream_loads(loaded, spec.steps[i].name)}
             if len(extracts) > 1 or len(loads) > 1:
-                add(("sources", name, "incremental"), "an incremental source must feed exactly one load step "
-                    "(its watermark is committed with that load)", "split it into one pipeline per target")
+                add(
+                    ("sources", name, "incremental"),
+                    "an incremental source must feed exactly one load step "
+                    "(its watermark is committed with that load)",
+                    "split it into one pipeline per target",
+                )
 
     if spec.schedule and spec.schedule.cron is not None:
         from cronsim import CronSim, CronSimError
@@ -99,12 +123,18 @@ def check_spec(loaded: LoadedSpec) -> list[SpecProblem]:
         try:
             CronSim(spec.schedule.cron, datetime(2026, 1, 1))
         except CronSimError as exc:
-            add(("schedule", "cron"), f"invalid cron expression {spec.schedule.cron!r}: {exc}",
-                "use five fields: minute hour day-of-month month day-of-week, e.g. '0 6 * * *'")
+            add(
+                ("schedule", "cron"),
+                f"invalid cron expression {spec.schedule.cron!r}: {exc}",
+                "use five fields: minute hour day-of-month month day-of-week, e.g. '0 6 * * *'",
+            )
     if spec.schedule:
         try:
             ZoneInfo(spec.schedule.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            add(("schedule", "timezone"), f"unknown time zone {spec.schedule.timezone!r}",
-                "use an IANA name such as Europe/London or America/New_York")
+            add(
+                ("schedule", "timezone"),
+                f"unknown time zone {spec.schedule.timezone!r}",
+                "use an IANA name such as Europe/London or America/New_York",
+            )
     return problems

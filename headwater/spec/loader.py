@@ -32,7 +32,8 @@ SpecYamlLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 SpecYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 @dataclass(frozen=True)
@@ -106,20 +107,39 @@ def literal_secret_problems(data: Any, file: str, lines: Mapping[Path_, int]) ->
             continue
         key = str(path[-1])
         if SECRET_KEY.search(key) and not _only_env_refs(value):
-            problems.append(SpecProblem(file, field_path(path), "a secret is written as a literal",
-                                        f"set it as ${{{key.upper().replace('-', '_')}}} from the environment "
-                                        "or a Prefect block, never in YAML", _nearest_line(lines, path)))
+            problems.append(
+                SpecProblem(
+                    file,
+                    field_path(path),
+                    "a secret is written as a literal",
+                    f"set it as ${{{key.upper().replace('-', '_')}}} from the environment "
+                    "or a Prefect block, never in YAML",
+                    _nearest_line(lines, path),
+                )
+            )
         match = URL_PASSWORD.search(value)
         if match and not _only_env_refs(match.group(1)):
-            problems.append(SpecProblem(file, field_path(path), "the URL contains a literal password",
-                                        "put the password (or the whole URL) in an environment variable, "
-                                        "e.g. url: ${WAREHOUSE_URL}, or use a block",
-                                        _nearest_line(lines, path)))
+            problems.append(
+                SpecProblem(
+                    file,
+                    field_path(path),
+                    "the URL contains a literal password",
+                    "put the password (or the whole URL) in an environment variable, "
+                    "e.g. url: ${WAREHOUSE_URL}, or use a block",
+                    _nearest_line(lines, path),
+                )
+            )
     return problems
 
 
-def interpolate(data: Any, env: Mapping[str, str], file: str, lines: Mapping[Path_, int],
-                problems: list[SpecProblem], path: Path_ = ()) -> Any:
+def interpolate(
+    data: Any,
+    env: Mapping[str, str],
+    file: str,
+    lines: Mapping[Path_, int],
+    problems: list[SpecProblem],
+    path: Path_ = (),
+) -> Any:
     """Replace ${VAR} and ${VAR:-default} in every string."""
     if isinstance(data, dict):
         return {k: interpolate(v, env, file, lines, problems, (*path, str(k))) for k, v in data.items()}
@@ -134,16 +154,23 @@ def interpolate(data: Any, env: Mapping[str, str], file: str, lines: Mapping[Pat
             return env[name]
         if default is not None:
             return default
-        problems.append(SpecProblem(file, field_path(path), f"environment variable {name} is not set",
-                                    f"export {name}=... or give a default: ${{{name}:-value}}",
-                                    _nearest_line(lines, path)))
+        problems.append(
+            SpecProblem(
+                file,
+                field_path(path),
+                f"environment variable {name} is not set",
+                f"export {name}=... or give a default: ${{{name}:-value}}",
+                _nearest_line(lines, path),
+            )
+        )
         return ""
 
     return ENV_REF.sub(sub, data)
 
 
-def _pydantic_problems(exc: ValidationError, file: str, data: Any,
-                       lines: Mapping[Path_, int]) -> list[SpecProblem]:
+def _pydantic_problems(
+    exc: ValidationError, file: str, data: Any, lines: Mapping[Path_, int]
+) -> list[SpecProblem]:
     problems = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = _data_loc(data, err["loc"])
@@ -167,11 +194,10 @@ def _data_loc(data: Any, loc: Iterable[str | int]) -> Path_:
     out: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            out.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
+            node = node[part]  # type: ignore[index]
             out.append(part)
         elif isinstance(node, dict) and isinstance(part, str) and "," not in part and "[" not in part:
             # a missing or unknown key: keep it; a union tag such as 'file' is skipped when it is a value
@@ -187,19 +213,36 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None) -> Lo
     env = os.environ if env is None else env
     try:
         node = yaml.compose(text, Loader=SpecYamlLoader)
-        data = yaml.load(text, Loader=SpecYamlLoader)  # noqa: S506 (a SafeLoader subclass)
+        data = yaml.load(text, Loader=SpecYamlLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise SpecError([SpecProblem(file, "(yaml)", f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                                     "check indentation, colons and quotes on that line",
-                                     mark.line + 1 if mark else None)]) from exc
+        raise SpecError(
+            [
+                SpecProblem(
+                    file,
+                    "(yaml)",
+                    f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                    "check indentation, colons and quotes on that line",
+                    mark.line + 1 if mark else None,
+                )
+            ]
+        ) from exc
     lines: dict[Path_, int] = {}
     dupes: list[Path_] = []
     if node is not None:
         _compose_lines(node, (), lines, dupes)
     if not isinstance(data, dict):
-        raise SpecError([SpecProblem(file, "(top level)", "a pipeline spec must be a YAML mapping",
-                                     "start with `name: my_pipeline`", 1)])
+        raise SpecError(
+            [
+                SpecProblem(
+                    file,
+                    "(top level)",
+                    "a pipeline spec must be a YAML mapping",
+                    "start with `name: my_pipeline`",
+                    1,
+                )
+            ]
+        )
     problems = [SpecProblem(file, field_path(d), "key given twice", "keep one", lines.get(d)) for d in dupes]
     problems += literal_secret_problems(data, file, lines)
     resolved = interpolate(data, env, file, lines, problems)
@@ -212,14 +255,17 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None) -> Lo
     return LoadedSpec(spec=spec, path=Path(file), lines=lines)
 
 
-def load_pipeline(path: str | Path, env: Mapping[str, str] | None = None, *, check: bool = True) -> LoadedSpec:
+def load_pipeline(
+    path: str | Path, env: Mapping[str, str] | None = None, *, check: bool = True
+) -> LoadedSpec:
     """Load one spec file; with `check`, also run the cross-field checks (graph, ops, cron, files)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SpecError([SpecProblem(str(path), "(file)", f"cannot read: {exc.strerror}",
-                                     "check the path")]) from exc
+        raise SpecError(
+            [SpecProblem(str(path), "(file)", f"cannot read: {exc.strerror}", "check the path")]
+        ) from exc
     loaded = parse_spec(text, str(path), env)
     if check:
         from headwater.spec.checks import check_spec
@@ -243,8 +289,16 @@ def load_pipelines(directory: str | Path, env: Mapping[str, str] | None = None) 
     found: dict[str, LoadedSpec] = {}
     files = spec_files(directory)
     if not files:
-        raise SpecError([SpecProblem(str(directory), "(folder)", "no *.yaml pipeline specs found",
-                                     "point at the folder that holds your pipeline specs")])
+        raise SpecError(
+            [
+                SpecProblem(
+                    str(directory),
+                    "(folder)",
+                    "no *.yaml pipeline specs found",
+                    "point at the folder that holds your pipeline specs",
+                )
+            ]
+        )
     for path in files:
         try:
             loaded = load_pipeline(path, env)
@@ -253,9 +307,15 @@ def load_pipelines(directory: str | Path, env: Mapping[str, str] | None = None) 
             continue
         name = loaded.spec.name
         if name in found:
-            problems.append(SpecProblem(str(path), "name", f"pipeline {name!r} is also defined in "
-                                        f"{found[name].path}", "give each pipeline a unique name",
-                                        loaded.line("name")))
+            problems.append(
+                SpecProblem(
+                    str(path),
+                    "name",
+                    f"pipeline {name!r} is also defined in {found[name].path}",
+                    "give each pipeline a unique name",
+                    loaded.line("name"),
+                )
+            )
         found[name] = loaded
     if problems:
         raise SpecError(problems)
@@ -272,6 +332,14 @@ def find_pipeline(directory: str | Path, name: str, env: Mapping[str, str] | Non
                 return loaded
     specs = load_pipelines(directory, env)
     if name not in specs:
-        raise SpecError([SpecProblem(str(directory), "name", f"no pipeline named {name!r}",
-                                     f"choose one of: {', '.join(sorted(specs)) or '(none)'}")])
+        raise SpecError(
+            [
+                SpecProblem(
+                    str(directory),
+                    "name",
+                    f"no pipeline named {name!r}",
+                    f"choose one of: {', '.join(sorted(specs)) or '(none)'}",
+                )
+            ]
+        )
     return specs[name]

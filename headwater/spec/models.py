@@ -207,7 +207,9 @@ class TransformStep(StepBase):
     def _one_key(cls, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for i, op in enumerate(ops):
             if len(op) != 1:
-                raise ValueError(f"op #{i + 1} must be a mapping with one key, the op name, e.g. `- filter: ...`")
+                raise ValueError(
+                    f"op #{i + 1} must be a mapping with one key, the op name, e.g. `- filter: ...`"
+                )
         return ops
 
 
@@ -275,11 +277,18 @@ class Schedule(Strict):
         return self
 
 
+AlertOn = Literal["failure", "warning", "success"]
+
+
+def _on_failure() -> list[AlertOn]:
+    return ["failure"]
+
+
 class AlertSettings(Strict):
     """Placeholder for alert routing: which channels hear about which outcomes."""
 
     channels: list[str] = Field(default_factory=list)
-    on: list[Literal["failure", "warning", "success"]] = Field(default_factory=lambda: ["failure"])
+    on: list[AlertOn] = Field(default_factory=_on_failure)
 
 
 class PipelineSpec(Strict):

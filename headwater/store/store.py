@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 
 from headwater.connections import display_url, make_engine
 from headwater.spec.loader import LoadedSpec
-from headwater.spec.models import ExtractStep, FileSource, LoadStep, RestSource, SqlSource
+from headwater.spec.models import FileSource, LoadStep, RestSource, SqlSource
 from headwater.store import migrate
 from headwater.store.tables import (
     data_destinations,
@@ -112,32 +113,54 @@ class Store:
         doc = spec.model_dump(mode="json", by_alias=True)
         digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
         values = {
-            "pipeline_type": spec.type, "description": spec.description, "tags": list(spec.tags),
-            "owner": spec.owner, "spec_path": str(loaded.path), "spec_hash": digest,
+            "pipeline_type": spec.type,
+            "description": spec.description,
+            "tags": list(spec.tags),
+            "owner": spec.owner,
+            "spec_path": str(loaded.path),
+            "spec_hash": digest,
             "schedule_cron": spec.schedule.cron if spec.schedule else None,
             "schedule_timezone": spec.schedule.timezone if spec.schedule else None,
             "schedule_interval_seconds": spec.schedule.interval if spec.schedule else None,
-            "alert_settings": spec.alerts.model_dump() if spec.alerts else None, "updated_at": now(),
+            "alert_settings": spec.alerts.model_dump() if spec.alerts else None,
+            "updated_at": now(),
         }
         with self.writer.begin() as conn:
-            row = conn.execute(sa.select(data_pipelines.c.id, data_pipelines.c.spec_hash)
-                               .where(data_pipelines.c.name == spec.name)).first()
+            row = conn.execute(
+                sa.select(data_pipelines.c.id, data_pipelines.c.spec_hash).where(
+                    data_pipelines.c.name == spec.name
+                )
+            ).first()
             if row and row.spec_hash == digest:
                 return int(row.id)
             if row:
                 pipeline_id = int(row.id)
-                conn.execute(sa.update(data_pipelines).where(data_pipelines.c.id == pipeline_id).values(values))
+                conn.execute(
+                    sa.update(data_pipelines).where(data_pipelines.c.id == pipeline_id).values(values)
+                )
                 for table in (pipeline_steps, data_sources, data_destinations):
                     conn.execute(sa.delete(table).where(table.c.pipeline_id == pipeline_id))
             else:
-                pipeline_id = int(conn.execute(sa.insert(data_pipelines).values(
-                    name=spec.name, created_at=now(), **values)).inserted_primary_key[0])
+                inserted = conn.execute(
+                    sa.insert(data_pipelines).values(name=spec.name, created_at=now(), **values)
+                )
+                pipeline_id = int(inserted.inserted_primary_key[0])  # type: ignore[index]
             steps = [
-                {"pipeline_id": pipeline_id, "name": s.name, "step_type": s.type, "position": i,
-                 "depends_on": list(s.depends_on), "critical": s.critical, "timeout_seconds": s.timeout,
-                 "retry_policy": spec.retry_for(s).model_dump(),
-                 "config": s.model_dump(mode="json", by_alias=True,
-                                        exclude={"name", "type", "depends_on", "critical", "timeout", "retry"})}
+                {
+                    "pipeline_id": pipeline_id,
+                    "name": s.name,
+                    "step_type": s.type,
+                    "position": i,
+                    "depends_on": list(s.depends_on),
+                    "critical": s.critical,
+                    "timeout_seconds": s.timeout,
+                    "retry_policy": spec.retry_for(s).model_dump(),
+                    "config": s.model_dump(
+                        mode="json",
+                        by_alias=True,
+                        exclude={"name", "type", "depends_on", "critical", "timeout", "retry"},
+                    ),
+                }
                 for i, s in enumerate(spec.steps)
             ]
             conn.execute(sa.insert(pipeline_steps), steps)
@@ -145,18 +168,36 @@ class Store:
             for name, source in spec.sources.items():
                 location, cursor = _source_location(source)
                 config = source.model_dump(mode="json", exclude={"auth", "headers", "connection", "body"})
-                sources.append({"pipeline_id": pipeline_id, "name": name, "kind": source.kind,
-                                "location": location, "incremental_cursor": cursor, "config": config})
+                sources.append(
+                    {
+                        "pipeline_id": pipeline_id,
+                        "name": name,
+                        "kind": source.kind,
+                        "location": location,
+                        "incremental_cursor": cursor,
+                        "config": config,
+                    }
+                )
             conn.execute(sa.insert(data_sources), sources)
             dests = []
             for s in spec.steps:
                 if isinstance(s, LoadStep):
                     ref = s.destination.warehouse or spec.warehouse
-                    where = (f"block:{ref.block}" if ref and ref.block else
-                             display_url(ref.url if ref and ref.url else warehouse_url))
-                    dests.append({"pipeline_id": pipeline_id, "step_name": s.name,
-                                  "table_name": s.destination.table, "write_mode": s.destination.mode,
-                                  "primary_key": list(s.destination.primary_key), "warehouse": where})
+                    where = (
+                        f"block:{ref.block}"
+                        if ref and ref.block
+                        else display_url(ref.url if ref and ref.url else warehouse_url)
+                    )
+                    dests.append(
+                        {
+                            "pipeline_id": pipeline_id,
+                            "step_name": s.name,
+                            "table_name": s.destination.table,
+                            "write_mode": s.destination.mode,
+                            "primary_key": list(s.destination.primary_key),
+                            "warehouse": where,
+                        }
+                    )
             if dests:
                 conn.execute(sa.insert(data_destinations), dests)
         return pipeline_id
@@ -168,35 +209,78 @@ class Store:
         host = socket.gethostname()
         crashed = []
         with self.writer.begin() as conn:
-            rows = conn.execute(sa.select(pipeline_executions.c.id, pipeline_executions.c.pid,
-                                          pipeline_executions.c.process_started_at)
-                                .where(pipeline_executions.c.pipeline_name == pipeline,
-                                       pipeline_executions.c.status.in_(ACTIVE),
-                                       pipeline_executions.c.hostname == host)).all()
+            rows = conn.execute(
+                sa.select(
+                    pipeline_executions.c.id,
+                    pipeline_executions.c.pid,
+                    pipeline_executions.c.process_started_at,
+                ).where(
+                    pipeline_executions.c.pipeline_name == pipeline,
+                    pipeline_executions.c.status.in_(ACTIVE),
+                    pipeline_executions.c.hostname == host,
+                )
+            ).all()
             for row in rows:
                 if _alive(row.pid, row.process_started_at):
                     continue
                 crashed.append(row.id)
-                conn.execute(sa.update(pipeline_executions).where(pipeline_executions.c.id == row.id).values(
-                    status="crashed", ended_at=now(), error_type="Crashed",
-                    error_message=f"process {row.pid} on {host} ended without finishing the run"))
-                conn.execute(sa.update(step_executions).where(step_executions.c.execution_id == row.id,
-                                                              step_executions.c.status == "running")
-                             .values(status="crashed", ended_at=now()))
+                conn.execute(
+                    sa.update(pipeline_executions)
+                    .where(pipeline_executions.c.id == row.id)
+                    .values(
+                        status="crashed",
+                        ended_at=now(),
+                        error_type="Crashed",
+                        error_message=f"process {row.pid} on {host} ended without finishing the run",
+                    )
+                )
+                conn.execute(
+                    sa.update(step_executions)
+                    .where(step_executions.c.execution_id == row.id, step_executions.c.status == "running")
+                    .values(status="crashed", ended_at=now())
+                )
         return crashed
 
-    def start_run(self, pipeline_id: int, pipeline: str, steps: list[tuple[str, str]], *,
-                  execution_type: str, flow_run_id: str | None) -> str:
+    def start_run(
+        self,
+        pipeline_id: int,
+        pipeline: str,
+        steps: Sequence[tuple[str, str]],
+        *,
+        execution_type: str,
+        flow_run_id: str | None,
+    ) -> str:
         run_id = str(uuid.uuid4())
         host, pid, started = _process_identity()
         with self.writer.begin() as conn:
-            conn.execute(sa.insert(pipeline_executions).values(
-                id=run_id, pipeline_id=pipeline_id, pipeline_name=pipeline, flow_run_id=flow_run_id,
-                execution_type=execution_type, status="running", started_at=now(), warnings=[],
-                hostname=host, pid=pid, process_started_at=started))
-            conn.execute(sa.insert(step_executions), [
-                {"execution_id": run_id, "step_name": name, "step_type": kind, "status": "pending",
-                 "metrics": {}} for name, kind in steps])
+            conn.execute(
+                sa.insert(pipeline_executions).values(
+                    id=run_id,
+                    pipeline_id=pipeline_id,
+                    pipeline_name=pipeline,
+                    flow_run_id=flow_run_id,
+                    execution_type=execution_type,
+                    status="running",
+                    started_at=now(),
+                    warnings=[],
+                    hostname=host,
+                    pid=pid,
+                    process_started_at=started,
+                )
+            )
+            conn.execute(
+                sa.insert(step_executions),
+                [
+                    {
+                        "execution_id": run_id,
+                        "step_name": name,
+                        "step_type": kind,
+                        "status": "pending",
+                        "metrics": {},
+                    }
+                    for name, kind in steps
+                ],
+            )
         return run_id
 
     def step_started(self, run_id: str, step: str, attempt: int) -> None:
@@ -204,51 +288,89 @@ class Store:
         if attempt == 1:
             values["started_at"] = now()
         with self.writer.begin() as conn:
-            conn.execute(sa.update(step_executions).where(step_executions.c.execution_id == run_id,
-                                                          step_executions.c.step_name == step).values(values))
+            conn.execute(
+                sa.update(step_executions)
+                .where(step_executions.c.execution_id == run_id, step_executions.c.step_name == step)
+                .values(values)
+            )
 
     def step_finished(self, run_id: str, step: str, record: StepRecord) -> None:
         with self.writer.begin() as conn:
-            started = conn.execute(sa.select(step_executions.c.started_at).where(
-                step_executions.c.execution_id == run_id, step_executions.c.step_name == step)).scalar()
+            started = conn.execute(
+                sa.select(step_executions.c.started_at).where(
+                    step_executions.c.execution_id == run_id, step_executions.c.step_name == step
+                )
+            ).scalar()
             first = _aware(started) or record.started_at
-            conn.execute(sa.update(step_executions).where(
-                step_executions.c.execution_id == run_id, step_executions.c.step_name == step).values(
-                status=record.status, attempts=record.attempts, retry_count=max(record.attempts - 1, 0),
-                started_at=first, ended_at=record.ended_at,
-                duration_seconds=(record.ended_at - first).total_seconds(),
-                records_in=record.records_in, records_out=record.records_out,
-                peak_memory_mb=record.peak_memory_mb, memory_delta_mb=record.memory_delta_mb,
-                sample_in=record.sample_in, sample_out=record.sample_out, metrics=record.metrics,
-                error_type=record.error_type, error_message=record.error_message))
+            conn.execute(
+                sa.update(step_executions)
+                .where(step_executions.c.execution_id == run_id, step_executions.c.step_name == step)
+                .values(
+                    status=record.status,
+                    attempts=record.attempts,
+                    retry_count=max(record.attempts - 1, 0),
+                    started_at=first,
+                    ended_at=record.ended_at,
+                    duration_seconds=(record.ended_at - first).total_seconds(),
+                    records_in=record.records_in,
+                    records_out=record.records_out,
+                    peak_memory_mb=record.peak_memory_mb,
+                    memory_delta_mb=record.memory_delta_mb,
+                    sample_in=record.sample_in,
+                    sample_out=record.sample_out,
+                    metrics=record.metrics,
+                    error_type=record.error_type,
+                    error_message=record.error_message,
+                )
+            )
 
     def step_failed_if_open(self, run_id: str, step: str, error_type: str, message: str) -> None:
         with self.writer.begin() as conn:
-            conn.execute(sa.update(step_executions).where(
-                step_executions.c.execution_id == run_id, step_executions.c.step_name == step,
-                step_executions.c.status.in_(("pending", "running", "retrying"))).values(
-                status="failed", error_type=error_type, error_message=message, ended_at=now()))
+            conn.execute(
+                sa.update(step_executions)
+                .where(
+                    step_executions.c.execution_id == run_id,
+                    step_executions.c.step_name == step,
+                    step_executions.c.status.in_(("pending", "running", "retrying")),
+                )
+                .values(status="failed", error_type=error_type, error_message=message, ended_at=now())
+            )
 
     def step_skipped(self, run_id: str, step: str, reason: str) -> None:
         with self.writer.begin() as conn:
-            conn.execute(sa.update(step_executions).where(
-                step_executions.c.execution_id == run_id, step_executions.c.step_name == step).values(
-                status="skipped", error_message=reason, ended_at=now()))
+            conn.execute(
+                sa.update(step_executions)
+                .where(step_executions.c.execution_id == run_id, step_executions.c.step_name == step)
+                .values(status="skipped", error_message=reason, ended_at=now())
+            )
 
     def finish_run(self, run_id: str, summary: RunSummary) -> None:
         with self.writer.begin() as conn:
-            started = conn.execute(sa.select(pipeline_executions.c.started_at)
-                                   .where(pipeline_executions.c.id == run_id)).scalar()
+            started = conn.execute(
+                sa.select(pipeline_executions.c.started_at).where(pipeline_executions.c.id == run_id)
+            ).scalar()
             ended = now()
-            conn.execute(sa.update(pipeline_executions).where(pipeline_executions.c.id == run_id).values(
-                status=summary.status, ended_at=ended,
-                duration_seconds=(ended - (_aware(started) or ended)).total_seconds(),
-                records_processed=summary.records_processed, records_inserted=summary.records_inserted,
-                records_updated=summary.records_updated, records_failed=summary.records_failed,
-                records_loaded=summary.records_loaded,
-                peak_memory_mb=summary.peak_memory_mb, cpu_seconds=summary.cpu_seconds,
-                error_type=summary.error_type, error_message=summary.error_message,
-                failed_step=summary.failed_step, retry_count=summary.retry_count, warnings=summary.warnings))
+            conn.execute(
+                sa.update(pipeline_executions)
+                .where(pipeline_executions.c.id == run_id)
+                .values(
+                    status=summary.status,
+                    ended_at=ended,
+                    duration_seconds=(ended - (_aware(started) or ended)).total_seconds(),
+                    records_processed=summary.records_processed,
+                    records_inserted=summary.records_inserted,
+                    records_updated=summary.records_updated,
+                    records_failed=summary.records_failed,
+                    records_loaded=summary.records_loaded,
+                    peak_memory_mb=summary.peak_memory_mb,
+                    cpu_seconds=summary.cpu_seconds,
+                    error_type=summary.error_type,
+                    error_message=summary.error_message,
+                    failed_step=summary.failed_step,
+                    retry_count=summary.retry_count,
+                    warnings=summary.warnings,
+                )
+            )
 
     # ------------------------------------------------------------ reads
 
@@ -261,13 +383,18 @@ class Store:
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(pipeline_executions).where(pipeline_executions.c.id == run_id)).first()
+            row = conn.execute(
+                sa.select(pipeline_executions).where(pipeline_executions.c.id == run_id)
+            ).first()
         return dict(row._mapping) if row else None
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(step_executions).where(step_executions.c.execution_id == run_id)
-                                .order_by(step_executions.c.id))
+            rows = conn.execute(
+                sa.select(step_executions)
+                .where(step_executions.c.execution_id == run_id)
+                .order_by(step_executions.c.id)
+            )
             return [dict(r._mapping) for r in rows]
 
 

@@ -9,7 +9,8 @@ metadata = sa.MetaData()
 TS = sa.DateTime(timezone=True)
 
 data_pipelines = sa.Table(
-    "data_pipelines", metadata,
+    "data_pipelines",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("pipeline_type", sa.String(20), nullable=False),
@@ -28,9 +29,12 @@ data_pipelines = sa.Table(
 )
 
 pipeline_steps = sa.Table(
-    "pipeline_steps", metadata,
+    "pipeline_steps",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("pipeline_id", sa.Integer, sa.ForeignKey("data_pipelines.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "pipeline_id", sa.Integer, sa.ForeignKey("data_pipelines.id", ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("step_type", sa.String(20), nullable=False),
     sa.Column("position", sa.Integer, nullable=False),
@@ -43,9 +47,12 @@ pipeline_steps = sa.Table(
 )
 
 data_sources = sa.Table(
-    "data_sources", metadata,
+    "data_sources",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("pipeline_id", sa.Integer, sa.ForeignKey("data_pipelines.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "pipeline_id", sa.Integer, sa.ForeignKey("data_pipelines.id", ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("location", sa.Text, nullable=False),
@@ -55,9 +62,12 @@ data_sources = sa.Table(
 )
 
 data_destinations = sa.Table(
-    "data_destinations", metadata,
+    "data_destinations",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("pipeline_id", sa.Integer, sa.ForeignKey("data_pipelines.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "pipeline_id", sa.Integer, sa.ForeignKey("data_pipelines.id", ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("step_name", sa.String(200), nullable=False),
     sa.Column("table_name", sa.String(200), nullable=False),
     sa.Column("write_mode", sa.String(20), nullable=False),
@@ -67,9 +77,12 @@ data_destinations = sa.Table(
 )
 
 pipeline_executions = sa.Table(
-    "pipeline_executions", metadata,
+    "pipeline_executions",
+    metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("pipeline_id", sa.Integer, sa.ForeignKey("data_pipelines.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "pipeline_id", sa.Integer, sa.ForeignKey("data_pipelines.id", ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("pipeline_name", sa.String(200), nullable=False),
     sa.Column("flow_run_id", sa.String(36)),
     sa.Column("execution_type", sa.String(20), nullable=False),
@@ -97,10 +110,15 @@ pipeline_executions = sa.Table(
 )
 
 step_executions = sa.Table(
-    "step_executions", metadata,
+    "step_executions",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("execution_id", sa.String(36), sa.ForeignKey("pipeline_executions.id", ondelete="CASCADE"),
-              nullable=False),
+    sa.Column(
+        "execution_id",
+        sa.String(36),
+        sa.ForeignKey("pipeline_executions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     sa.Column("step_name", sa.String(200), nullable=False),
     sa.Column("step_type", sa.String(20), nullable=False),
     sa.Column("status", sa.String(30), nullable=False),

@@ -73,8 +73,11 @@ class Cast(Op):
             if dtype in (pl.Date,) or isinstance(dtype, pl.Datetime):
                 schema_type = frame.collect_schema()[col]
                 if schema_type == pl.String:
-                    exprs.append(source.str.to_datetime(time_zone=getattr(dtype, "time_zone", None),
-                                                        strict=self.strict).cast(dtype))
+                    exprs.append(
+                        source.str.to_datetime(
+                            time_zone=getattr(dtype, "time_zone", None), strict=self.strict
+                        ).cast(dtype)
+                    )
                     continue
             exprs.append(source.cast(dtype, strict=self.strict))
         return frame.with_columns(exprs)
@@ -102,7 +105,7 @@ class Filter(Op):
 class Derive(Op):
     name: ClassVar[str] = "derive"
     description: ClassVar[str] = "Add or replace columns computed by SQL expressions."
-    example: ClassVar[str] = "derive: {gain: \"dep_delay - arr_delay\"}"
+    example: ClassVar[str] = 'derive: {gain: "dep_delay - arr_delay"}'
     shorthand: ClassVar[str | None] = "columns"
     columns: dict[str, str] = Field(..., min_length=1)
 
@@ -128,14 +131,17 @@ class MakeDate(Op):
     output: str = Field(..., alias="as")
 
     def apply(self, frame: pl.LazyFrame, ctx: OpContext) -> pl.LazyFrame:
-        return frame.with_columns(pl.date(pl.col(self.year), pl.col(self.month), pl.col(self.day))
-                                  .alias(self.output))
+        return frame.with_columns(
+            pl.date(pl.col(self.year), pl.col(self.month), pl.col(self.day)).alias(self.output)
+        )
 
 
 @register
 class FillNull(Op):
     name: ClassVar[str] = "fill_null"
-    description: ClassVar[str] = "Replace nulls: a value per column, or a strategy (forward, backward, mean, zero)."
+    description: ClassVar[str] = (
+        "Replace nulls: a value per column, or a strategy (forward, backward, mean, zero)."
+    )
     example: ClassVar[str] = "fill_null: {values: {city: unknown}}"
     values: dict[str, Any] = Field(default_factory=dict)
     columns: Columns = Field(default_factory=list)
@@ -158,7 +164,9 @@ class FillNull(Op):
 @register
 class Dedupe(Op):
     name: ClassVar[str] = "dedupe"
-    description: ClassVar[str] = "Keep one row per key: the first or last by an order, or drop all duplicates."
+    description: ClassVar[str] = (
+        "Keep one row per key: the first or last by an order, or drop all duplicates."
+    )
     example: ClassVar[str] = "dedupe: {key: [vendor_id], order_by: [updated_at], keep: last}"
     key: Columns = Field(..., min_length=1)
     keep: Literal["first", "last", "none"] = "last"
@@ -167,7 +175,9 @@ class Dedupe(Op):
 
     def apply(self, frame: pl.LazyFrame, ctx: OpContext) -> pl.LazyFrame:
         if self.order_by:
-            frame = frame.sort(self.order_by, descending=self.descending, nulls_last=True, maintain_order=True)
+            frame = frame.sort(
+                self.order_by, descending=self.descending, nulls_last=True, maintain_order=True
+            )
         return frame.unique(subset=self.key, keep=self.keep, maintain_order=True)
 
 
@@ -201,21 +211,35 @@ class Join(Op):
         right_keys = self.on or self.right_on
         if self.select:
             other = other.select([*right_keys, *[c for c in self.select if c not in right_keys]])
-        kwargs: dict[str, Any] = {"on": self.on} if self.on else {"left_on": self.left_on,
-                                                                   "right_on": self.right_on}
-        return frame.join(other, how=self.how, suffix=self.suffix, validate=self.validate_,
-                          coalesce=True, **kwargs)
+        kwargs: dict[str, Any] = (
+            {"on": self.on} if self.on else {"left_on": self.left_on, "right_on": self.right_on}
+        )
+        return frame.join(
+            other, how=self.how, suffix=self.suffix, validate=self.validate_, coalesce=True, **kwargs
+        )
 
 
-_AGG_FNS = ("count", "count_null", "count_distinct", "sum", "mean", "median", "min", "max", "std",
-            "first", "last")
+_AGG_FNS = (
+    "count",
+    "count_null",
+    "count_distinct",
+    "sum",
+    "mean",
+    "median",
+    "min",
+    "max",
+    "std",
+    "first",
+    "last",
+)
 
 
 class Aggregation(Op):
     """One output column of an aggregate: fn over column, optionally rounded."""
 
-    fn: Literal["count", "count_null", "count_distinct", "sum", "mean", "median", "min", "max", "std",
-                "first", "last"]
+    fn: Literal[
+        "count", "count_null", "count_distinct", "sum", "mean", "median", "min", "max", "std", "first", "last"
+    ]
     column: str | None = None
     round: int | None = Field(None, ge=0, le=15)
 
@@ -226,16 +250,19 @@ class Aggregation(Op):
         return self
 
     def expr(self, output: str) -> pl.Expr:
-        col = pl.col(self.column) if self.column else None
-        match self.fn:
-            case "count":
-                e = col.count() if col is not None else pl.len()
-            case "count_null":
-                e = col.null_count()
-            case "count_distinct":
-                e = col.n_unique()
-            case _:
-                e = getattr(col, self.fn)()
+        if self.column is None:  # count rows
+            e = pl.len()
+        else:
+            col = pl.col(self.column)
+            match self.fn:
+                case "count":
+                    e = col.count()
+                case "count_null":
+                    e = col.null_count()
+                case "count_distinct":
+                    e = col.n_unique()
+                case _:
+                    e = getattr(col, self.fn)()
         if self.round is not None:
             e = e.round(self.round)
         return e.alias(output)
@@ -264,4 +291,6 @@ class Sort(Op):
     nulls_last: bool = True
 
     def apply(self, frame: pl.LazyFrame, ctx: OpContext) -> pl.LazyFrame:
-        return frame.sort(self.by, descending=self.descending, nulls_last=self.nulls_last, maintain_order=True)
+        return frame.sort(
+            self.by, descending=self.descending, nulls_last=self.nulls_last, maintain_order=True
+        )

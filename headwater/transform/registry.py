@@ -43,10 +43,10 @@ class Op(BaseModel):
         return []
 
 
-O = TypeVar("O", bound=type[Op])
+OpT = TypeVar("OpT", bound=type[Op])
 
 
-def register(cls: O) -> O:
+def register(cls: OpT) -> OpT:
     if cls.name in OP_REGISTRY:
         raise ValueError(f"op {cls.name!r} registered twice")
     OP_REGISTRY[cls.name] = cls
@@ -71,8 +71,9 @@ def parse_op(raw: Mapping[str, Any], position: int) -> Op:
             params = {cls.shorthand: params}
     if not isinstance(params, dict):
         if cls.shorthand is None:
-            raise OpParseError(position, op_name, f"{op_name} takes a mapping of parameters",
-                               f"e.g. {cls.example}")
+            raise OpParseError(
+                position, op_name, f"{op_name} takes a mapping of parameters", f"e.g. {cls.example}"
+            )
         params = {cls.shorthand: params}
     try:
         return cls.model_validate(params)
@@ -80,8 +81,9 @@ def parse_op(raw: Mapping[str, Any], position: int) -> Op:
         first = exc.errors(include_input=False, include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
         msg = first["msg"].removeprefix("Value error, ")
-        raise OpParseError(position, op_name, f"{op_name}: {where + ': ' if where else ''}{msg}",
-                           f"e.g. {cls.example}") from None
+        raise OpParseError(
+            position, op_name, f"{op_name}: {where + ': ' if where else ''}{msg}", f"e.g. {cls.example}"
+        ) from None
 
 
 def parse_ops(raw_ops: Sequence[Mapping[str, Any]]) -> list[Op]:

@@ -1,0 +1,19 @@
+"""House style: ruff clean everywhere, mypy clean on the domain and blocks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def test_ruff() -> None:
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "headwater", "flows", "tasks", "blocks",
+                           "tests", "bench"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy() -> None:
+    proc = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
