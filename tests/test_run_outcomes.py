@@ -114,3 +114,56 @@ def test_same_pipeline_without_the_fault_loads_the_derived_column(
         .otherwise(pl.lit("low"))
     )
     assert_frame_equal(loaded.sort("vendor_id", "updated_at"), expected.sort("vendor_id", "updated_at"))
+
+
+SLOW_SPEC = """\
+name: slow_api
+sources:
+  slow: {{kind: rest, url: "http://127.0.0.1:{port}/slow", max_retries: 0, timeout: 30}}
+steps:
+  - {{name: extract_slow, type: extract, source: slow, timeout: 1}}
+  - name: load_slow
+    type: load
+    depends_on: [extract_slow]
+    destination: {{table: slow_rows, mode: append}}
+"""
+
+
+def test_step_timeout_fails_the_step(hw_env: Settings, spec_dir: Path, prefect_api: str) -> None:
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(2.5)
+            body = b'[{"id": 1}]'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        (spec_dir / "slow_api.yaml").write_text(SLOW_SPEC.format(port=server.server_address[1]))
+        result = run_flow("slow_api", spec_dir)
+    finally:
+        server.shutdown()
+        thread.join()
+    assert result["status"] == "failed"
+    assert result["failed_step"] == "extract_slow"
+    assert result["error_type"] == "TaskRunTimeoutError"
+    assert "did not finish within its timeout of 1s" in result["error_message"]
+    steps = {s["step_name"]: s for s in Store(hw_env.database_url).steps(result["run_id"])}
+    assert (steps["extract_slow"]["status"], steps["extract_slow"]["error_type"]) == (
+        "failed",
+        "TaskRunTimeoutError",
+    )
+    assert steps["load_slow"]["status"] == "skipped"
+    assert warehouse_table(hw_env, "slow_rows") is None

@@ -205,6 +205,8 @@ class PipelineRun:
         """The step failed for good. Non-critical: pass its primary input through."""
         step = self.spec.step(name)
         message = self.redact(str(exc)) or type(exc).__name__
+        if isinstance(exc, TimeoutError) and step.timeout:
+            message = f"step {name} did not finish within its timeout of {step.timeout:g}s ({message})"
         attempts = self.attempts.get(name, 0)
         # a step the orchestrator stopped (e.g. a timeout) may not have recorded its own end
         self.store.step_failed_if_open(self.run_id, name, type(exc).__name__, message)
