@@ -208,8 +208,10 @@ class PipelineRun:
         if isinstance(exc, TimeoutError) and step.timeout:
             message = f"step {name} did not finish within its timeout of {step.timeout:g}s ({message})"
         attempts = self.attempts.get(name, 0)
-        # a step the orchestrator stopped (e.g. a timeout) may not have recorded its own end
-        self.store.step_failed_if_open(self.run_id, name, type(exc).__name__, message)
+        # a step the orchestrator stopped (a timeout) saw only a cancellation: the timeout is the story
+        self.store.step_failed(
+            self.run_id, name, type(exc).__name__, message, overwrite=isinstance(exc, TimeoutError)
+        )
         passed = None
         if not step.critical and step.primary_input:
             passed = self.results[step.primary_input].output

@@ -324,15 +324,16 @@ class Store:
                 )
             )
 
-    def step_failed_if_open(self, run_id: str, step: str, error_type: str, message: str) -> None:
+    def step_failed(self, run_id: str, step: str, error_type: str, message: str, *, overwrite: bool) -> None:
+        """Mark a step failed by the orchestrator; without `overwrite`, only if it has not recorded its
+        own end (a step stopped from outside may not have)."""
+        where = [step_executions.c.execution_id == run_id, step_executions.c.step_name == step]
+        if not overwrite:
+            where.append(step_executions.c.status.in_(("pending", "running", "retrying")))
         with self.writer.begin() as conn:
             conn.execute(
                 sa.update(step_executions)
-                .where(
-                    step_executions.c.execution_id == run_id,
-                    step_executions.c.step_name == step,
-                    step_executions.c.status.in_(("pending", "running", "retrying")),
-                )
+                .where(*where)
                 .values(status="failed", error_type=error_type, error_message=message, ended_at=now())
             )
 
