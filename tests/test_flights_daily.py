@@ -72,6 +72,13 @@ def test_second_run_leaves_the_same_rows(hw_env: Settings, prefect_api: str, exp
     assert steps["load_carrier_daily"]["metrics"]["unchanged"] == 5432
     assert all(s["duration_seconds"] is not None and s["peak_memory_mb"] > 0 for s in steps.values())
     assert len(steps["carrier_daily"]["sample_out"]) == 5
+    # independent extracts ran at the same time; the transform waited for all three
+    flights, weather = steps["extract_flights"], steps["extract_weather"]
+    assert weather["started_at"] < flights["ended_at"] and flights["started_at"] < weather["ended_at"]
+    extract_ends = max(
+        steps[s]["ended_at"] for s in ("extract_flights", "extract_weather", "extract_airlines")
+    )
+    assert steps["carrier_daily"]["started_at"] >= extract_ends
     run = store.run(second["run_id"])
     assert run is not None and run["flow_run_id"] and run["execution_type"] == "manual"
     assert run["peak_memory_mb"] > 0 and run["cpu_seconds"] > 0
