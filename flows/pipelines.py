@@ -5,3 +5,4 @@ from flows.pipeline import flow_for
 
 flights_daily = flow_for("flights_daily")
 vendor_prices = flow_for("vendor_prices")
+carrier_monthly = flow_for("carrier_monthly")

@@ -182,7 +182,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.connections import display_url
 
     pipelines = Path(os.environ.get("HEADWATER_PIPELINES") or examples_dir())
-    names = ["flights_daily", "vendor_prices"]
+    names = ["flights_daily", "carrier_monthly", "vendor_prices"]
     print(f"Headwater demo: {', '.join(names)} from {pipelines}")
     print(
         f"  warehouse {display_url(settings.warehouse_url)}\n  store     {display_url(settings.database_url)}"

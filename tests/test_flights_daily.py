@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
+import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 
 from headwater.settings import Settings
@@ -46,12 +48,27 @@ def test_demo_on_empty_home_loads_carrier_daily(tmp_path: Path, prefect_api: str
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [line.split() for line in proc.stdout.splitlines()]
-    table = {row[0]: row for row in lines if row and row[0] in ("flights_daily", "vendor_prices")}
+    names = ("flights_daily", "carrier_monthly", "vendor_prices")
+    table = {row[0]: row for row in lines if row and row[0] in names}
     assert table["flights_daily"][1:4] == ["completed", "362907", "5432"]
+    assert table["carrier_monthly"][1:4] == ["completed", "5432", "185"]
     assert table["vendor_prices"][1:4] == ["completed_with_warnings", "12", "9"]
     settings = Settings.from_env({"HEADWATER_HOME": str(home)})
     assert_frame_equal(read_carrier_daily(settings.warehouse_url), expected)
     assert str(home / "warehouse.db") in proc.stdout
+    # the report read back what flights_daily loaded
+    monthly = (
+        expected.group_by(
+            pl.col("flight_date").dt.strftime("%Y-%m").alias("month"), "carrier", "carrier_name"
+        )
+        .agg(pl.col("flights").sum(), pl.col("cancelled").sum(), days=pl.len().cast(pl.Int64))
+        .with_columns(cancel_rate=(pl.col("cancelled") / pl.col("flights")).round(4))
+        .sort("month", "carrier")
+    )
+    engine = sa.create_engine(settings.warehouse_url)
+    loaded = pl.read_database("SELECT * FROM carrier_monthly ORDER BY month, carrier", engine)
+    engine.dispose()
+    assert_frame_equal(loaded, monthly, check_dtypes=False)
 
 
 def test_second_run_leaves_the_same_rows(hw_env: Settings, prefect_api: str, expected) -> None:  # type: ignore[no-untyped-def]

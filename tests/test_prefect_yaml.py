@@ -12,6 +12,8 @@ import pytest
 import yaml
 from cronsim import CronSim
 from prefect.cli.deploy._models import DeploymentConfig, PrefectYamlModel, RawScheduleConfig, WorkPoolConfig
+from prefect.cli.deploy._triggers import DeploymentTriggerAdapter
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.flows import load_flow_from_entrypoint
 
 from headwater.spec.loader import load_pipelines
@@ -44,23 +46,33 @@ def test_deployment(deployment: dict[str, Any]) -> None:
     assert deployment["parameters"]["pipeline"] == deployment["name"]
 
     spec = load_pipelines(EXAMPLES, env={})[deployment["name"]].spec
-    assert spec.schedule is not None
-    (schedule,) = deployment["schedules"]
-    assert unknown(set(schedule), RawScheduleConfig) == set()
-    RawScheduleConfig.model_validate(schedule)
-    CronSim(schedule["cron"], datetime(2026, 1, 1))
-    ZoneInfo(schedule["timezone"])
-    assert (schedule["cron"], schedule["timezone"]) == (spec.schedule.cron, spec.schedule.timezone)
     assert deployment["tags"] == spec.tags
     assert deployment["description"] == spec.description
+    schedules = deployment.get("schedules") or []
+    assert len(schedules) == (1 if spec.schedule else 0)
+    for schedule in schedules:
+        assert spec.schedule is not None
+        assert unknown(set(schedule), RawScheduleConfig) == set()
+        RawScheduleConfig.model_validate(schedule)
+        CronSim(schedule["cron"], datetime(2026, 1, 1))
+        ZoneInfo(schedule["timezone"])
+        assert (schedule["cron"], schedule["timezone"]) == (spec.schedule.cron, spec.schedule.timezone)
+    for trigger in deployment.get("triggers") or []:
+        assert unknown(set(trigger), DeploymentEventTrigger) == set()
+        parsed = DeploymentTriggerAdapter.validate_python({"name": "t", **trigger})
+        assert isinstance(parsed, DeploymentEventTrigger)
+        upstream = trigger["match_related"]["prefect.resource.name"]
+        assert upstream in {d["name"] for d in DEPLOYMENTS}, "a trigger must name a pipeline's flow"
+        flow.validate_parameters(trigger["parameters"])
+        assert trigger["parameters"]["pipeline"] == deployment["name"]
+    assert schedules or deployment.get("triggers"), "a deployment that never runs by itself"
 
 
-def test_every_scheduled_pipeline_has_a_deployment_and_flow() -> None:
+def test_every_pipeline_has_a_deployment_and_flow() -> None:
     import flows.pipelines as module
 
     specs = load_pipelines(EXAMPLES, env={})
-    scheduled = {name for name, loaded in specs.items() if loaded.spec.schedule}
-    assert {d["name"] for d in DEPLOYMENTS} == scheduled
+    assert {d["name"] for d in DEPLOYMENTS} == set(specs)
     for name in specs:
         assert getattr(module, name).name == name
 

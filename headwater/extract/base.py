@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 
 from headwater.connections import Connections
-from headwater.spec.models import FileSource, RestSource, Source, SqlSource
+from headwater.spec.models import ConnectionRef, FileSource, RestSource, Source, SqlSource
 
 
 @dataclass
@@ -21,8 +21,15 @@ class ExtractResult:
 
 
 def extract_source(
-    name: str, source: Source, *, base_dir: Path, connections: Connections, watermark: Any = None
+    name: str,
+    source: Source,
+    *,
+    base_dir: Path,
+    connections: Connections,
+    watermark: Any = None,
+    warehouse: ConnectionRef | None = None,
 ) -> ExtractResult:
+    """Read a source. `warehouse` is where a SQL source without a connection reads from."""
     if isinstance(source, FileSource):
         from headwater.extract.files import read_files
 
@@ -30,7 +37,7 @@ def extract_source(
     if isinstance(source, SqlSource):
         from headwater.extract.sql import read_sql
 
-        return read_sql(name, source, connections, watermark)
+        return read_sql(name, source, connections, watermark, warehouse)
     if isinstance(source, RestSource):
         from headwater.extract.rest import read_rest
 

@@ -15,7 +15,7 @@ from headwater.connections import Connections
 from headwater.dberrors import first_line, is_transient
 from headwater.errors import PermanentError, TransientError
 from headwater.extract.base import ExtractResult
-from headwater.spec.models import SqlSource
+from headwater.spec.models import ConnectionRef, SqlSource
 
 BATCH_ROWS = 100_000
 
@@ -25,8 +25,14 @@ def _table(engine: sa.Engine, source: SqlSource) -> sa.Table:
     return sa.Table(name, sa.MetaData(), autoload_with=engine, schema=schema or None)
 
 
-def read_sql(name: str, source: SqlSource, connections: Connections, watermark: Any) -> ExtractResult:
-    engine = connections.engine(source.connection)
+def read_sql(
+    name: str,
+    source: SqlSource,
+    connections: Connections,
+    watermark: Any,
+    default: ConnectionRef | None = None,
+) -> ExtractResult:
+    engine = connections.engine(source.connection or default)
     where = engine.url.render_as_string(hide_password=True)
     try:
         table = _table(engine, source)

@@ -52,7 +52,12 @@ def run_extract(env: StepEnv, step: ExtractStep, load_step: LoadStep | None) -> 
         engine = env.connections.engine(load_step.destination.warehouse or env.spec.warehouse)
         watermark = read_watermark(engine, env.spec.name, step.source)
     result = extract_source(
-        step.source, source, base_dir=env.base_dir, connections=env.connections, watermark=watermark
+        step.source,
+        source,
+        base_dir=env.base_dir,
+        connections=env.connections,
+        watermark=watermark,
+        warehouse=env.spec.warehouse,
     )
     mark = WatermarkUpdate(step.source, result.watermark) if result.watermark is not None else None
     return StepOutput(result.frame, result.frame.height, mark, metrics=result.metrics)

@@ -99,7 +99,9 @@ class SqlSource(Strict):
     """A table in any SQLAlchemy database, optionally incremental by a cursor column."""
 
     kind: Literal["sql"]
-    connection: ConnectionRef
+    connection: ConnectionRef | None = Field(
+        None, description="Where the table is; default: the pipeline's warehouse (read back what it loaded)."
+    )
     table: str = Field(..., pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
     columns: list[Annotated[str, Field(pattern=_NAME)]] | None = None
     incremental: Incremental | None = None

@@ -77,8 +77,11 @@ def _source_location(source: Any) -> tuple[str, str | None]:
     if isinstance(source, FileSource):
         return source.path, None
     if isinstance(source, SqlSource):
-        where = source.connection.block and f"block:{source.connection.block}"
-        where = where or display_url(source.connection.url or "")
+        ref = source.connection
+        if ref is None:
+            where = "warehouse"
+        else:
+            where = f"block:{ref.block}" if ref.block else display_url(ref.url or "")
         return f"{where}#{source.table}", source.incremental.cursor if source.incremental else None
     if isinstance(source, RestSource):
         return source.url.split("?")[0], None
