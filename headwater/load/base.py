@@ -57,6 +57,8 @@ def check_keys(frame: pl.DataFrame, destination: Destination) -> None:
             f"{nulls} row(s) loaded into {destination.table} have a null primary key ({', '.join(pk)})",
             hint="filter them out or fill_null before the load",
         )
+    if keys.n_unique() == keys.height:  # the common case, ~20x cheaper than finding the duplicates
+        return
     dupes = keys.filter(keys.is_duplicated())
     if dupes.height:
         sample = dupes.unique(maintain_order=True).head(3).rows()

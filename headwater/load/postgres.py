@@ -33,10 +33,14 @@ def _copy(cur, target_sql: str, columns_sql: str, frame: pl.DataFrame) -> None: 
             if match is None or not (getattr(exc, "pgcode", None) or "").startswith(("22", "23")):
                 raise
             row = offset + int(match.group(1))
-            column = match.group(2) or "?"
             reason = str(exc).strip().splitlines()[0]
+            if exc.pgcode.startswith("23"):  # type: ignore[attr-defined]
+                raise PermanentError(
+                    f"row {row} of the load breaks a constraint of the target: {reason}",
+                    hint="filter or fix those rows in a transform step, or change the constraint",
+                ) from exc
             raise PermanentError(
-                f"row {row} of the load, column {column}: {reason}",
+                f"row {row} of the load, column {match.group(2) or '?'}: {reason}",
                 hint="the target column's type does not fit the data: cast it in a "
                 "transform step, or alter the table",
             ) from exc
@@ -82,6 +86,9 @@ def write_postgres(
             action = f"DO UPDATE SET {sets} WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
         else:
             action = "DO NOTHING"
+        # RETURNING one boolean per row is kept in memory: give this transaction room so a large
+        # upsert does not spill it to disk (measured: ~1.5 s of 11 s at 3.37M rows with 4 MB)
+        cur.execute(f"SET LOCAL work_mem = '{min(1024, max(4, frame.height * 64 // 2**20))}MB'")
         cur.execute(
             f"WITH up AS (INSERT INTO {target} AS t ({cols_sql}) SELECT {cols_sql} FROM headwater_stage "
             f"ON CONFLICT ({conflict}) {action} RETURNING (xmax = 0) AS inserted) "
@@ -89,7 +96,6 @@ def write_postgres(
         )
         result.inserted, result.updated = _one(cur)
         result.unchanged = frame.height - result.inserted - result.updated
-        cur.execute("DROP TABLE headwater_stage")
-        return result
+        return result  # the staging table goes with the commit (ON COMMIT DROP)
     finally:
         cur.close()
