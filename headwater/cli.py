@@ -213,7 +213,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     ui = api.removesuffix("/api") if api else "http://127.0.0.1:4200 after `prefect server start`"
     warehouse = settings.warehouse_url.removeprefix("sqlite:///")
     print(f"""
-The data:     tables carrier_daily and vendor_prices in {display_url(settings.warehouse_url)}
+The data:     tables carrier_daily, carrier_monthly and vendor_prices in {display_url(settings.warehouse_url)}
               e.g. sqlite3 {warehouse} 'SELECT * FROM carrier_daily LIMIT 5'
 Run history:  headwater runs      (one run: headwater runs --run <id>)
 Prefect UI:   {ui}""")
