@@ -15,6 +15,7 @@ from headwater.store.tables import metadata
 
 TABLES = {
     "data_pipelines",
+    "data_lineage",
     "pipeline_steps",
     "data_sources",
     "data_destinations",

@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from headwater.connections import Connections
+from headwater.connections import Connections, display_url
 from headwater.errors import TransientError, UpstreamUnavailable
 from headwater.load import WatermarkUpdate
 from headwater.pipeline import steps as run_steps
@@ -21,14 +21,18 @@ from headwater.redact import masked_sample, redact
 from headwater.spec.checks import downstream_loads, step_order
 from headwater.spec.loader import LoadedSpec
 from headwater.spec.models import (
+    ConnectionRef,
     ExtractStep,
     LoadStep,
     NotifyStep,
+    RestSource,
+    SqlSource,
     Step,
     TransformStep,
     ValidateStep,
 )
 from headwater.store.store import RunSummary, StepRecord, Store
+from headwater.transform.lineage import Lineage
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ class StepResult:
     error_type: str | None = None
     attempts: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
+    lineage: Lineage = field(default_factory=dict)
 
 
 class PipelineRun:
@@ -168,6 +173,11 @@ class PipelineRun:
             metrics=output.metrics,
         )
         self.store.step_finished(self.run_id, name, record)
+        lineage = output.lineage if output.lineage is not None else self._lineage_of(step.primary_input)
+        if isinstance(step, LoadStep) and out is not None:
+            self.store.replace_lineage(
+                self.spec.name, self.run_id, step.destination.table, self._lineage_rows(step, out, lineage)
+            )
         return StepResult(
             "completed",
             out,
@@ -176,6 +186,7 @@ class PipelineRun:
             output.load,
             attempts=attempt,
             metrics=output.metrics,
+            lineage=lineage,
         )
 
     def _dispatch(self, step: Step, inputs: dict[str, pl.DataFrame | None]) -> run_steps.StepOutput:
@@ -185,7 +196,8 @@ class PipelineRun:
         if isinstance(step, ExtractStep):
             return run_steps.run_extract(env, step, self._load_step_for(step.name))
         if isinstance(step, TransformStep):
-            return run_steps.run_transform(env, step, frames)
+            lineage_in = {dep: self._lineage_of(dep) for dep in step.depends_on}
+            return run_steps.run_transform(env, step, frames, lineage_in)
         if isinstance(step, ValidateStep):
             return run_steps.run_validate(env, step, _need(primary))
         if isinstance(step, LoadStep):
@@ -216,7 +228,12 @@ class PipelineRun:
         if not step.critical and step.primary_input:
             passed = self.results[step.primary_input].output
         self.results[name] = StepResult(
-            "failed", passed, error=message, error_type=type(exc).__name__, attempts=attempts
+            "failed",
+            passed,
+            error=message,
+            error_type=type(exc).__name__,
+            attempts=attempts,
+            lineage=self._lineage_of(step.primary_input) if passed is not None else {},
         )
         if step.critical:
             self.halted = True
@@ -260,6 +277,51 @@ class PipelineRun:
             summary.error_message = self.redact(str(exc))
             self.store.finish_run(self.run_id, summary)
         return summary
+
+    # ------------------------------------------------------------ lineage
+
+    def _lineage_of(self, step: str | None) -> Lineage:
+        result = self.results.get(step or "")
+        return result.lineage if result is not None else {}
+
+    def _dataset(self, source_name: str) -> tuple[str, str]:
+        """(dataset, table) naming a source the way data_lineage and other pipelines' targets do."""
+        source = self.spec.sources[source_name]
+        if isinstance(source, SqlSource):
+            return self._warehouse_label(source.connection or self.spec.warehouse), source.table
+        if isinstance(source, RestSource):
+            return source.url.split("?")[0], source_name
+        return source.path, source_name
+
+    def _warehouse_label(self, ref: ConnectionRef | None) -> str:
+        if ref is not None and ref.block:
+            return f"block:{ref.block}"
+        return display_url(self.connections.url(ref))
+
+    def _lineage_rows(self, step: LoadStep, frame: pl.DataFrame, lineage: Lineage) -> list[dict[str, Any]]:
+        target = self._warehouse_label(step.destination.warehouse or self.spec.warehouse)
+        rows = []
+        for column in frame.columns:
+            lin = lineage.get(column)
+            if lin is None:
+                continue
+            for origin in sorted(lin.sources, key=lambda o: (o.frame, o.column)):
+                if not origin.frame.startswith(run_steps.SOURCE_PREFIX):
+                    continue
+                dataset, table = self._dataset(origin.frame.removeprefix(run_steps.SOURCE_PREFIX))
+                rows.append(
+                    {
+                        "source_dataset": dataset,
+                        "source_table": table,
+                        "source_column": origin.column,
+                        "target_dataset": target,
+                        "target_table": step.destination.table,
+                        "target_column": column,
+                        "transformation_type": str(lin.kind),
+                        "transformations": list(lin.via),
+                    }
+                )
+        return rows
 
     # ------------------------------------------------------------ helpers
 

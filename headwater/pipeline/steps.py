@@ -24,8 +24,12 @@ from headwater.spec.models import (
 )
 from headwater.transform import OpContext, apply_ops, parse_ops
 from headwater.transform.expressions import parse_expr
+from headwater.transform.lineage import Lineage, compose, identity
+from headwater.transform.registry import chain_lineage
 
 log = logging.getLogger(__name__)
+SOURCE_PREFIX = "@"
+"""Lineage origins that are sources (not steps) carry this prefix: `@flights`."""
 
 
 @dataclass
@@ -35,6 +39,8 @@ class StepOutput:
     watermark: WatermarkUpdate | None = None
     load: LoadResult | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    lineage: Lineage | None = None
+    """Where each output column comes from; None: the same as the step's primary input."""
 
 
 @dataclass
@@ -60,13 +66,18 @@ def run_extract(env: StepEnv, step: ExtractStep, load_step: LoadStep | None) -> 
         warehouse=env.spec.warehouse,
     )
     mark = WatermarkUpdate(step.source, result.watermark) if result.watermark is not None else None
-    return StepOutput(result.frame, result.frame.height, mark, metrics=result.metrics)
+    lineage = identity(result.frame.columns, frame=SOURCE_PREFIX + step.source)
+    return StepOutput(result.frame, result.frame.height, mark, metrics=result.metrics, lineage=lineage)
 
 
-def run_transform(env: StepEnv, step: TransformStep, inputs: dict[str, pl.DataFrame]) -> StepOutput:
+def run_transform(
+    env: StepEnv, step: TransformStep, inputs: dict[str, pl.DataFrame], lineage_in: dict[str, Lineage]
+) -> StepOutput:
     primary = inputs[step.depends_on[0]]
     ops = parse_ops(step.ops)
     ctx = OpContext({name: frame.lazy() for name, frame in inputs.items()})
+    chain, _ = chain_lineage(primary.schema, ops, ctx, prefix=step.name)
+    lineage = compose(lineage_in.get(step.depends_on[0], {}), chain, others=lineage_in)
     try:
         out = apply_ops(primary.lazy(), ops, ctx).collect()
     except pl.exceptions.PolarsError as exc:
@@ -76,7 +87,7 @@ def run_transform(env: StepEnv, step: TransformStep, inputs: dict[str, pl.DataFr
             hint="check the column names and types the ops use against the step's input "
             f"columns: {', '.join(primary.columns)}",
         ) from exc
-    return StepOutput(out, primary.height)
+    return StepOutput(out, primary.height, lineage=lineage)
 
 
 def run_validate(env: StepEnv, step: ValidateStep, frame: pl.DataFrame) -> StepOutput:

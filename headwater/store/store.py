@@ -22,6 +22,7 @@ from headwater.spec.models import FileSource, LoadStep, RestSource, SqlSource
 from headwater.store import migrate
 from headwater.store.tables import (
     data_destinations,
+    data_lineage,
     data_pipelines,
     data_sources,
     pipeline_executions,
@@ -375,6 +376,37 @@ class Store:
                     warnings=summary.warnings,
                 )
             )
+
+    # ------------------------------------------------------------ lineage
+
+    def replace_lineage(
+        self, pipeline: str, run_id: str, target_table: str, rows: list[dict[str, Any]]
+    ) -> None:
+        """The column lineage of `target_table` as `pipeline` loads it now (replacing the last run's)."""
+        with self.writer.begin() as conn:
+            conn.execute(
+                sa.delete(data_lineage).where(
+                    data_lineage.c.pipeline_name == pipeline, data_lineage.c.target_table == target_table
+                )
+            )
+            if rows:
+                stamp = now()
+                conn.execute(
+                    sa.insert(data_lineage),
+                    [
+                        {**r, "pipeline_name": pipeline, "execution_id": run_id, "recorded_at": stamp}
+                        for r in rows
+                    ],
+                )
+
+    def lineage(self, pipeline: str | None = None) -> list[dict[str, Any]]:
+        stmt = sa.select(data_lineage).order_by(
+            data_lineage.c.target_table, data_lineage.c.target_column, data_lineage.c.source_column
+        )
+        if pipeline:
+            stmt = stmt.where(data_lineage.c.pipeline_name == pipeline)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
 
     # ------------------------------------------------------------ reads
 

@@ -138,3 +138,23 @@ step_executions = sa.Table(
     sa.Column("error_message", sa.Text),
     sa.UniqueConstraint("execution_id", "step_name", name="uq_step_executions_execution_step"),
 )
+
+data_lineage = sa.Table(
+    "data_lineage",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("pipeline_name", sa.String(200), nullable=False),
+    sa.Column("execution_id", sa.String(36), nullable=False),
+    sa.Column("source_dataset", sa.Text, nullable=False),
+    sa.Column("source_table", sa.String(400), nullable=False),
+    sa.Column("source_column", sa.String(200), nullable=False),
+    sa.Column("target_dataset", sa.Text, nullable=False),
+    sa.Column("target_table", sa.String(400), nullable=False),
+    sa.Column("target_column", sa.String(200), nullable=False),
+    sa.Column("transformation_type", sa.String(20), nullable=False),
+    sa.Column("transformations", sa.JSON, nullable=False),
+    sa.Column("recorded_at", TS, nullable=False),
+    sa.Index("ix_data_lineage_target", "target_table", "target_column"),
+    sa.Index("ix_data_lineage_source", "source_table", "source_column"),
+    sa.Index("ix_data_lineage_pipeline", "pipeline_name"),
+)

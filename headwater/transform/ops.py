@@ -8,6 +8,7 @@ import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from headwater.transform.expressions import parse_dtype, parse_expr
+from headwater.transform.lineage import ALL_ROWS, ColumnLineage, Kind, Lineage, direct, made_from
 from headwater.transform.registry import Op, OpContext, register
 
 Columns = list[str]
@@ -16,6 +17,7 @@ Columns = list[str]
 @register
 class Select(Op):
     name: ClassVar[str] = "select"
+    category: ClassVar[str] = "columns"
     description: ClassVar[str] = "Keep only these columns, in this order."
     example: ClassVar[str] = "select: [carrier, flights]"
     shorthand: ClassVar[str | None] = "columns"
@@ -28,6 +30,7 @@ class Select(Op):
 @register
 class Drop(Op):
     name: ClassVar[str] = "drop"
+    category: ClassVar[str] = "columns"
     description: ClassVar[str] = "Remove these columns."
     example: ClassVar[str] = "drop: [tailnum]"
     shorthand: ClassVar[str | None] = "columns"
@@ -40,6 +43,7 @@ class Drop(Op):
 @register
 class Rename(Op):
     name: ClassVar[str] = "rename"
+    category: ClassVar[str] = "columns"
     description: ClassVar[str] = "Rename columns: old name -> new name."
     example: ClassVar[str] = "rename: {name: carrier_name}"
     shorthand: ClassVar[str | None] = "mapping"
@@ -48,10 +52,14 @@ class Rename(Op):
     def apply(self, frame: pl.LazyFrame, ctx: OpContext) -> pl.LazyFrame:
         return frame.rename(self.mapping)
 
+    def produces(self, schema: pl.Schema, ctx: OpContext) -> Lineage:
+        return {new: direct(old) for old, new in self.mapping.items()}
+
 
 @register
 class Cast(Op):
     name: ClassVar[str] = "cast"
+    category: ClassVar[str] = "columns"
     description: ClassVar[str] = "Change column types; strict fails on a value that does not convert."
     example: ClassVar[str] = "cast: {columns: {dep_delay: float, time_hour: datetime_utc}}"
     shorthand: ClassVar[str | None] = "columns"
@@ -82,10 +90,14 @@ class Cast(Op):
             exprs.append(source.cast(dtype, strict=self.strict))
         return frame.with_columns(exprs)
 
+    def produces(self, schema: pl.Schema, ctx: OpContext) -> Lineage:
+        return {c: made_from([c], Kind.CALCULATION) for c in self.columns}
+
 
 @register
 class Filter(Op):
     name: ClassVar[str] = "filter"
+    category: ClassVar[str] = "rows"
     description: ClassVar[str] = "Keep the rows where a SQL boolean expression is true."
     example: ClassVar[str] = "filter: \"dep_delay > 15 AND origin = 'JFK'\""
     shorthand: ClassVar[str | None] = "where"
@@ -100,10 +112,14 @@ class Filter(Op):
     def apply(self, frame: pl.LazyFrame, ctx: OpContext) -> pl.LazyFrame:
         return frame.filter(parse_expr(self.where))
 
+    def row_inputs(self) -> list[str]:
+        return parse_expr(self.where).meta.root_names()
+
 
 @register
 class Derive(Op):
     name: ClassVar[str] = "derive"
+    category: ClassVar[str] = "columns"
     description: ClassVar[str] = "Add or replace columns computed by SQL expressions."
     example: ClassVar[str] = 'derive: {gain: "dep_delay - arr_delay"}'
     shorthand: ClassVar[str | None] = "columns"
@@ -119,10 +135,18 @@ class Derive(Op):
     def apply(self, frame: pl.LazyFrame, ctx: OpContext) -> pl.LazyFrame:
         return frame.with_columns(parse_expr(text).alias(col) for col, text in self.columns.items())
 
+    def produces(self, schema: pl.Schema, ctx: OpContext) -> Lineage:
+        out = {}
+        for col, text in self.columns.items():
+            roots = parse_expr(text).meta.root_names()
+            out[col] = made_from(roots, Kind.CALCULATION if roots else Kind.DERIVED)
+        return out
+
 
 @register
 class MakeDate(Op):
     name: ClassVar[str] = "make_date"
+    category: ClassVar[str] = "dates"
     description: ClassVar[str] = "Build a date column from year, month and day columns."
     example: ClassVar[str] = "make_date: {year: year, month: month, day: day, as: flight_date}"
     year: str
@@ -135,10 +159,14 @@ class MakeDate(Op):
             pl.date(pl.col(self.year), pl.col(self.month), pl.col(self.day)).alias(self.output)
         )
 
+    def produces(self, schema: pl.Schema, ctx: OpContext) -> Lineage:
+        return {self.output: made_from([self.year, self.month, self.day], Kind.CALCULATION)}
+
 
 @register
 class FillNull(Op):
     name: ClassVar[str] = "fill_null"
+    category: ClassVar[str] = "columns"
     description: ClassVar[str] = (
         "Replace nulls: a value per column, or a strategy (forward, backward, mean, zero)."
     )
@@ -160,10 +188,17 @@ class FillNull(Op):
             return frame.with_columns(pl.col(c).fill_null(pl.lit(v)) for c, v in self.values.items())
         return frame.with_columns(pl.col(c).fill_null(strategy=self.strategy) for c in self.columns)
 
+    def produces(self, schema: pl.Schema, ctx: OpContext) -> Lineage:
+        if self.values:
+            return {c: made_from([c], Kind.CALCULATION) for c in self.values}
+        kind = Kind.CALCULATION if self.strategy == "zero" else Kind.AGGREGATION  # uses other rows
+        return {c: made_from([c], kind) for c in self.columns}
+
 
 @register
 class Dedupe(Op):
     name: ClassVar[str] = "dedupe"
+    category: ClassVar[str] = "rows"
     description: ClassVar[str] = (
         "Keep one row per key: the first or last by an order, or drop all duplicates."
     )
@@ -180,10 +215,14 @@ class Dedupe(Op):
             )
         return frame.unique(subset=self.key, keep=self.keep, maintain_order=True)
 
+    def row_inputs(self) -> list[str]:
+        return [*self.key, *self.order_by]
+
 
 @register
 class Join(Op):
     name: ClassVar[str] = "join"
+    category: ClassVar[str] = "combine"
     description: ClassVar[str] = "Join another step's output (inner, left, full, semi, anti) on key columns."
     example: ClassVar[str] = "join: {with: extract_airlines, on: [carrier], how: left, select: [name]}"
     with_: str = Field(..., alias="with")
@@ -217,6 +256,25 @@ class Join(Op):
         return frame.join(
             other, how=self.how, suffix=self.suffix, validate=self.validate_, coalesce=True, **kwargs
         )
+
+    def row_inputs(self) -> list[str]:
+        return list(self.on or self.left_on)
+
+    def produces(self, schema: pl.Schema, ctx: OpContext) -> Lineage:
+        """Columns from the other side come by join; with a full join, the keys come from both."""
+        other = ctx.frame(self.with_).collect_schema()
+        out: Lineage = {}
+        for column in self.output_schema(schema, ctx):
+            base = column.removesuffix(self.suffix) if column.endswith(self.suffix) else column
+            if column not in schema and base in other:
+                out[column] = made_from([base], Kind.JOIN, self.with_)
+        if self.how == "full":
+            for left, right in zip(self.on or self.left_on, self.on or self.right_on, strict=True):
+                sources = (
+                    made_from([left], Kind.JOIN).sources | made_from([right], Kind.JOIN, self.with_).sources
+                )
+                out[left] = ColumnLineage(sources, Kind.JOIN)
+        return out
 
 
 _AGG_FNS = (
@@ -271,6 +329,7 @@ class Aggregation(Op):
 @register
 class Aggregate(Op):
     name: ClassVar[str] = "aggregate"
+    category: ClassVar[str] = "aggregate"
     description: ClassVar[str] = f"Group by columns and aggregate ({', '.join(_AGG_FNS)}); nulls are ignored."
     example: ClassVar[str] = "aggregate: {by: [carrier], aggs: {flights: {fn: count}}}"
     by: Columns = Field(..., min_length=1)
@@ -279,10 +338,19 @@ class Aggregate(Op):
     def apply(self, frame: pl.LazyFrame, ctx: OpContext) -> pl.LazyFrame:
         return frame.group_by(self.by, maintain_order=True).agg(a.expr(n) for n, a in self.aggs.items())
 
+    def row_inputs(self) -> list[str]:
+        return list(self.by)
+
+    def produces(self, schema: pl.Schema, ctx: OpContext) -> Lineage:
+        return {
+            name: made_from([agg.column or ALL_ROWS], Kind.AGGREGATION) for name, agg in self.aggs.items()
+        }
+
 
 @register
 class Sort(Op):
     name: ClassVar[str] = "sort"
+    category: ClassVar[str] = "rows"
     description: ClassVar[str] = "Sort rows by columns."
     example: ClassVar[str] = "sort: {by: [flight_date, carrier]}"
     shorthand: ClassVar[str | None] = "by"
@@ -294,3 +362,6 @@ class Sort(Op):
         return frame.sort(
             self.by, descending=self.descending, nulls_last=self.nulls_last, maintain_order=True
         )
+
+    def row_inputs(self) -> list[str]:
+        return list(self.by)

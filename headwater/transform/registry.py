@@ -10,6 +10,8 @@ from typing import Any, ClassVar, TypeVar
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from headwater.transform.lineage import Lineage, compose, direct, identity
+
 OP_REGISTRY: dict[str, type[Op]] = {}
 
 
@@ -25,11 +27,26 @@ class OpContext:
         return self.frames[step]
 
 
+CATEGORIES = (
+    "columns",
+    "rows",
+    "strings",
+    "dates",
+    "numbers",
+    "structure",
+    "combine",
+    "aggregate",
+    "privacy",
+)
+
+
 class Op(BaseModel):
-    """Base of every op. Subclasses set `name`, `description`, `example` and implement `apply`."""
+    """Base of every op. Subclasses set `name`, `category`, `description`, `example`, implement
+    `apply`, and declare the lineage of the columns they create or change in `produces`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     name: ClassVar[str]
+    category: ClassVar[str]
     description: ClassVar[str]
     example: ClassVar[str]
     shorthand: ClassVar[str | None] = None
@@ -41,6 +58,40 @@ class Op(BaseModel):
     def references(self) -> list[str]:
         """Other steps this op reads (for validation of depends_on)."""
         return []
+
+    def produces(self, schema: pl.Schema, ctx: OpContext) -> Lineage:
+        """Lineage of every output column the op creates or whose values it changes, in terms of its
+        input columns (Origin frame "") or another step's (frame = step name). Columns not listed
+        that keep their name are `direct`."""
+        return {}
+
+    def row_inputs(self) -> list[str]:
+        """Input columns that decide which rows are kept or how they are ordered (not values)."""
+        return []
+
+    def output_schema(self, schema: pl.Schema, ctx: OpContext) -> pl.Schema:
+        """The output schema for an input schema, without touching data (Polars' lazy schema)."""
+        empty = OpContext({k: pl.LazyFrame(schema=v.collect_schema()) for k, v in ctx.frames.items()})
+        return self.apply(pl.LazyFrame(schema=schema), empty).collect_schema()
+
+    def lineage(self, schema: pl.Schema, ctx: OpContext) -> Lineage:
+        """Lineage of every output column."""
+        declared = self.produces(schema, ctx)
+        out: Lineage = {}
+        for column in self.output_schema(schema, ctx):
+            if column in declared:
+                out[column] = declared[column]
+            elif column in schema:
+                out[column] = direct(column)
+            else:
+                raise LineageUndeclared(
+                    f"op {self.name} makes column {column!r} but declares no lineage for it"
+                )
+        return out
+
+
+class LineageUndeclared(RuntimeError):
+    """An op produced a column its `produces` does not account for: a bug in the op."""
 
 
 OpT = TypeVar("OpT", bound=type[Op])
@@ -94,6 +145,19 @@ def apply_ops(frame: pl.LazyFrame, ops: Sequence[Op], ctx: OpContext) -> pl.Lazy
     for op in ops:
         frame = frame.pipe(_bound(op, ctx))
     return frame
+
+
+def chain_lineage(
+    schema: pl.Schema, ops: Sequence[Op], ctx: OpContext, prefix: str = ""
+) -> tuple[Lineage, pl.Schema]:
+    """Lineage of a chain's output columns in terms of its input and other frames, and its schema.
+    Each op that changes a column is named in its `via` as `<prefix>.<op>#<position>`."""
+    current = identity(schema)
+    for position, op in enumerate(ops):
+        label = f"{prefix}.{op.name}#{position + 1}" if prefix else f"{op.name}#{position + 1}"
+        current = compose(current, op.lineage(schema, ctx), label)
+        schema = op.output_schema(schema, ctx)
+    return current, schema
 
 
 def _bound(op: Op, ctx: OpContext) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
