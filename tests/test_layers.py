@@ -14,7 +14,8 @@ import headwater
 for mod in pkgutil.walk_packages(headwater.__path__, "headwater."):
     if ".migrations" not in mod.name:
         importlib.import_module(mod.name)
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"prefect", "streamlit", "great_expectations", "sklearn"})
+loaded = {m.split(".")[0] for m in sys.modules}
+heavy = sorted(loaded & {"prefect", "streamlit", "great_expectations", "sklearn"})
 print(",".join(heavy) or "none")
 """
 
