@@ -220,6 +220,18 @@ Prefect UI:   {ui}""")
     return 1 if failed else 0
 
 
+def cmd_transforms(args: argparse.Namespace, settings: Settings) -> int:
+    from headwater.transform import docs
+
+    if args.markdown:
+        print(docs.markdown(), end="")
+        return 0
+    rows = docs.listing()
+    print(table(rows, ["op", "category", "description"]))
+    print(f"\n{len(rows)} ops; parameters and examples: docs/transforms.md (headwater transforms --markdown)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="headwater", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -238,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="show one run with its steps")
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(func=cmd_runs)
+    p = sub.add_parser("transforms", help="list the transform ops")
+    p.add_argument("--markdown", action="store_true", help="print the full reference (docs/transforms.md)")
+    p.set_defaults(func=cmd_transforms)
     p = sub.add_parser("demo", help="run the example pipelines on the embedded SQLite defaults")
     p.set_defaults(func=cmd_demo)
     return parser

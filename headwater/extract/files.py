@@ -198,3 +198,33 @@ def read_files(name: str, source: FileSource, base_dir: Path) -> pl.DataFrame:
             f"source {name}: the files of {source.path!r} do not share a schema: {exc}",
             hint="declare column types under columns: so every file reads alike",
         ) from exc
+
+
+def file_schema(source: FileSource, base_dir: Path, sample_rows: int = 10_000) -> pl.Schema:
+    """The columns and types a file source will have, from the first file's first rows: cheap enough
+    for `headwater validate`. (Type inference may differ from a full read where the first rows are
+    all null; names never do.)"""
+    path = resolve_paths(source.path, base_dir)[0]
+    rows = source.infer_schema_length or sample_rows
+    fmt = file_format(source, path)
+    payload = _payload(path)
+    overrides = {c: parse_dtype(t) for c, t in source.columns.items()}
+    if fmt in ("csv", "tsv"):
+        sep = source.delimiter or ("\t" if fmt == "tsv" else ",")
+        frame = pl.read_csv(
+            payload,
+            separator=sep,
+            null_values=source.null_values or None,
+            schema_overrides=overrides or None,
+            n_rows=rows,
+            infer_schema_length=rows,
+        )
+        return frame.schema
+    if fmt == "parquet":
+        schema = (
+            pl.scan_parquet(payload).collect_schema()
+            if isinstance(payload, Path)
+            else pl.read_parquet(payload, n_rows=1).schema
+        )
+        return pl.Schema({c: overrides.get(c, t) for c, t in schema.items()})
+    return _read_one("schema", source, path).head(0).schema

@@ -22,10 +22,10 @@ from headwater.spec.models import (
     TransformStep,
     ValidateStep,
 )
-from headwater.transform import OpContext, apply_ops, parse_ops
+from headwater.transform import OpContext, parse_ops
 from headwater.transform.expressions import parse_expr
 from headwater.transform.lineage import Lineage, compose, identity
-from headwater.transform.registry import chain_lineage
+from headwater.transform.registry import OpSchemaError, chain_lineage, run_ops
 
 log = logging.getLogger(__name__)
 SOURCE_PREFIX = "@"
@@ -76,10 +76,13 @@ def run_transform(
     primary = inputs[step.depends_on[0]]
     ops = parse_ops(step.ops)
     ctx = OpContext({name: frame.lazy() for name, frame in inputs.items()})
-    chain, _ = chain_lineage(primary.schema, ops, ctx, prefix=step.name)
+    try:
+        chain, _ = chain_lineage(primary.schema, ops, ctx, prefix=step.name)
+    except OpSchemaError as exc:
+        raise PermanentError(f"step {step.name}: {exc}", hint=exc.hint) from exc
     lineage = compose(lineage_in.get(step.depends_on[0], {}), chain, others=lineage_in)
     try:
-        out = apply_ops(primary.lazy(), ops, ctx).collect()
+        out, counters = run_ops(primary.lazy(), ops, ctx)
     except pl.exceptions.PolarsError as exc:
         first = str(exc).strip().splitlines()[0]
         raise PermanentError(
@@ -87,7 +90,7 @@ def run_transform(
             hint="check the column names and types the ops use against the step's input "
             f"columns: {', '.join(primary.columns)}",
         ) from exc
-    return StepOutput(out, primary.height, lineage=lineage)
+    return StepOutput(out, primary.height, lineage=lineage, metrics=counters)
 
 
 def run_validate(env: StepEnv, step: ValidateStep, frame: pl.DataFrame) -> StepOutput:

@@ -137,4 +137,8 @@ def check_spec(loaded: LoadedSpec) -> list[SpecProblem]:
                 f"unknown time zone {spec.schedule.timezone!r}",
                 "use an IANA name such as Europe/London or America/New_York",
             )
+    if not problems:  # the structure is sound: follow the columns through it
+        from headwater.spec.schemas import schema_problems
+
+        problems += schema_problems(loaded, step_order(loaded))
     return problems

@@ -69,6 +69,15 @@ class Op(BaseModel):
         """Input columns that decide which rows are kept or how they are ordered (not values)."""
         return []
 
+    def matching_inputs(self) -> dict[str, list[str]]:
+        """Columns of other steps' outputs that decide which rows match (join keys), by step."""
+        return {}
+
+    def counters(self, schema: pl.Schema) -> dict[str, pl.Expr]:
+        """Figures worth recording about this op's input (e.g. values a lenient cast turned to null),
+        as aggregate expressions over the op's input; they land in the step's metrics."""
+        return {}
+
     def output_schema(self, schema: pl.Schema, ctx: OpContext) -> pl.Schema:
         """The output schema for an input schema, without touching data (Polars' lazy schema)."""
         empty = OpContext({k: pl.LazyFrame(schema=v.collect_schema()) for k, v in ctx.frames.items()})
@@ -102,6 +111,19 @@ def register(cls: OpT) -> OpT:
         raise ValueError(f"op {cls.name!r} registered twice")
     OP_REGISTRY[cls.name] = cls
     return cls
+
+
+class OpSchemaError(ValueError):
+    """An op does not fit the columns it gets (unknown column, wrong type), found from schemas alone."""
+
+    def __init__(self, position: int, op: str, error: BaseException, columns: list[str]) -> None:
+        self.position, self.op, self.columns = position, op, columns
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = text.split("; valid columns")[0].rstrip('"')  # the hint lists them
+        self.hint = f"the columns it gets are: {', '.join(columns)}"
+        super().__init__(
+            f"op #{position + 1} ({op}): {type(error).__name__}: {text.strip(chr(34) + chr(39))}"
+        )
 
 
 class OpParseError(ValueError):
@@ -147,6 +169,28 @@ def apply_ops(frame: pl.LazyFrame, ops: Sequence[Op], ctx: OpContext) -> pl.Lazy
     return frame
 
 
+def run_ops(frame: pl.LazyFrame, ops: Sequence[Op], ctx: OpContext) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Apply the chain and collect it once, together with every op's counters (Polars shares the
+    common part of the plans), returning the result and {"<op>#<position>.<counter>": value}."""
+    queries: list[pl.LazyFrame] = []
+    labels: list[str] = []
+    for position, op in enumerate(ops):
+        counters = op.counters(frame.collect_schema())
+        if counters:
+            queries.append(frame.select(**counters))
+            labels.append(f"{op.name}#{position + 1}")
+        frame = frame.pipe(_bound(op, ctx))
+    if not queries:
+        return frame.collect(), {}
+    out, *counted = pl.collect_all([frame, *queries])
+    metrics = {
+        f"{label}.{k}": v
+        for label, c in zip(labels, counted, strict=True)
+        for k, v in c.row(0, named=True).items()
+    }
+    return out, metrics
+
+
 def chain_lineage(
     schema: pl.Schema, ops: Sequence[Op], ctx: OpContext, prefix: str = ""
 ) -> tuple[Lineage, pl.Schema]:
@@ -155,8 +199,11 @@ def chain_lineage(
     current = identity(schema)
     for position, op in enumerate(ops):
         label = f"{prefix}.{op.name}#{position + 1}" if prefix else f"{op.name}#{position + 1}"
-        current = compose(current, op.lineage(schema, ctx), label)
-        schema = op.output_schema(schema, ctx)
+        try:
+            current = compose(current, op.lineage(schema, ctx), label)
+            schema = op.output_schema(schema, ctx)
+        except (pl.exceptions.PolarsError, KeyError) as exc:
+            raise OpSchemaError(position, op.name, exc, list(schema)) from exc
     return current, schema
 
 

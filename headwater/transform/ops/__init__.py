@@ -1,0 +1,5 @@
+"""Every op module; importing this package registers them all."""
+
+from headwater.transform.ops import aggregate, columns, combine, dates, rows
+
+__all__ = ["aggregate", "columns", "combine", "dates", "rows"]
