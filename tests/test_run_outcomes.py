@@ -55,17 +55,17 @@ def raw_feed(spec_dir: Path) -> pl.DataFrame:
 
 
 def test_failing_critical_step_fails_the_run(hw_env: Settings, spec_dir: Path, prefect_api: str) -> None:
-    write_spec(spec_dir, "critical_fail", critical=True, column="no_such_column")
+    write_spec(spec_dir, "critical_fail", critical=True, column="CAST(price AS DOUBLE)")
     result = run_flow("critical_fail", spec_dir)
     assert result["status"] == "failed"
     assert result["failed_step"] == "tag"
     assert result["error_type"] == "PermanentError"
-    assert "no_such_column" in result["error_message"]
+    assert "conversion from `str` to `f64` failed" in result["error_message"]
     store = Store(hw_env.database_url)
     run = store.run(result["run_id"])
     assert run is not None
     assert (run["status"], run["failed_step"], run["error_type"]) == ("failed", "tag", "PermanentError")
-    assert "no_such_column" in run["error_message"]
+    assert "conversion from `str` to `f64` failed" in run["error_message"]
     assert run["retry_count"] == 0 and run["records_inserted"] == 0
     steps = {s["step_name"]: s for s in store.steps(result["run_id"])}
     assert steps["extract_feed"]["status"] == "completed"
@@ -82,7 +82,7 @@ def test_failing_critical_step_fails_the_run(hw_env: Settings, spec_dir: Path, p
 def test_failing_non_critical_step_completes_with_warnings(
     hw_env: Settings, spec_dir: Path, prefect_api: str
 ) -> None:
-    write_spec(spec_dir, "soft_fail", critical=False, column="no_such_column")
+    write_spec(spec_dir, "soft_fail", critical=False, column="CAST(price AS DOUBLE)")
     result = run_flow("soft_fail", spec_dir)
     assert result["status"] == "completed_with_warnings"
     assert result["failed_step"] is None
