@@ -329,7 +329,9 @@ class PipelineRun:
         return redact(text, self.connections.secrets)
 
     def _sample(self, frame: pl.DataFrame | None) -> list[dict[str, Any]] | None:
-        return masked_sample(frame, 5, self.spec.pii) if frame is not None else None
+        if frame is None or not self.spec.samples:
+            return None
+        return masked_sample(frame, self.spec.samples, self.spec.pii)
 
 
 def _need(frame: pl.DataFrame | None) -> pl.DataFrame:

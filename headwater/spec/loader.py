@@ -17,7 +17,9 @@ from headwater.errors import SpecError, SpecProblem
 from headwater.spec.models import PipelineSpec
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api[_-]?key|credential|authorization)")
+SECRET_KEY = re.compile(
+    r"(?i)(password|passwd|secret|token|api[_-]?key|credential|authorization|salt|pepper)"
+)
 URL_PASSWORD = re.compile(r"://[^/:@\s]*:([^@\s]+)@")
 Path_ = tuple[str | int, ...]
 
@@ -92,6 +94,18 @@ def _walk(data: Any, path: Path_ = ()) -> Iterable[tuple[Path_, Any]]:
     elif isinstance(data, list):
         for i, v in enumerate(data):
             yield from _walk(v, (*path, i))
+
+
+def mask_secrets(data: Any) -> Any:
+    """A copy with every value under a secret-like key replaced by "***" (for storing spec config)."""
+    if isinstance(data, dict):
+        return {
+            k: "***" if SECRET_KEY.search(str(k)) and isinstance(v, str) else mask_secrets(v)
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [mask_secrets(v) for v in data]
+    return data
 
 
 def _only_env_refs(value: str) -> bool:

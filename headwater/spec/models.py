@@ -306,6 +306,7 @@ class PipelineSpec(Strict):
     schedule: Schedule | None = None
     alerts: AlertSettings | None = None
     pii: list[str] = Field(default_factory=list, description="Extra columns masked in samples.")
+    samples: int = Field(5, ge=0, le=100, description="Rows kept per step as a masked sample (0: none).")
 
     def step(self, name: str) -> Step:
         for step in self.steps:

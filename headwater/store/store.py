@@ -17,7 +17,7 @@ import psutil
 import sqlalchemy as sa
 
 from headwater.connections import display_url, make_engine
-from headwater.spec.loader import LoadedSpec
+from headwater.spec.loader import LoadedSpec, mask_secrets
 from headwater.spec.models import FileSource, LoadStep, RestSource, SqlSource
 from headwater.store import migrate
 from headwater.store.tables import (
@@ -114,7 +114,7 @@ class Store:
     def register_pipeline(self, loaded: LoadedSpec, warehouse_url: str) -> int:
         """Upsert the pipeline and replace its steps, sources and destinations with the spec's."""
         spec = loaded.spec
-        doc = spec.model_dump(mode="json", by_alias=True)
+        doc = spec.model_dump(mode="json", by_alias=True)  # hashed only, never stored
         digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
         values = {
             "pipeline_type": spec.type,
@@ -159,10 +159,12 @@ class Store:
                     "critical": s.critical,
                     "timeout_seconds": s.timeout,
                     "retry_policy": spec.retry_for(s).model_dump(),
-                    "config": s.model_dump(
-                        mode="json",
-                        by_alias=True,
-                        exclude={"name", "type", "depends_on", "critical", "timeout", "retry"},
+                    "config": mask_secrets(
+                        s.model_dump(
+                            mode="json",
+                            by_alias=True,
+                            exclude={"name", "type", "depends_on", "critical", "timeout", "retry"},
+                        )
                     ),
                 }
                 for i, s in enumerate(spec.steps)

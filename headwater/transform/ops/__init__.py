@@ -1,5 +1,15 @@
 """Every op module; importing this package registers them all."""
 
-from headwater.transform.ops import aggregate, columns, combine, dates, rows
+from headwater.transform.ops import (
+    aggregate,
+    columns,
+    combine,
+    dates,
+    numbers,
+    privacy,
+    rows,
+    strings,
+    structure,
+)
 
-__all__ = ["aggregate", "columns", "combine", "dates", "rows"]
+__all__ = ["aggregate", "columns", "combine", "dates", "numbers", "privacy", "rows", "strings", "structure"]

@@ -1,0 +1,3 @@
+"""Structure ops: nested values, reshaping, unions."""
+
+from __future__ import annotations
