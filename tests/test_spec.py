@@ -191,3 +191,41 @@ def test_cli_exit_code_and_every_problem(spec_dir: Path) -> None:
     assert "unknown op 'fly'" in proc.stdout
     assert "ok  " in proc.stdout and "good.yaml" in proc.stdout
     assert "1 problem(s) found" in proc.stdout or "2 problem(s) found" in proc.stdout
+
+
+def test_unknown_column_in_an_op_names_step_op_position_and_columns(spec_dir: Path) -> None:
+    text = GOOD.replace('"vendor_id IS NOT NULL"', '"vendor_idd IS NOT NULL"')
+    (problem,) = problems_of(write(spec_dir, text))
+    assert problem.startswith(
+        f"{spec_dir / 'tiny.yaml'}:10: steps[1].ops[0].filter: step clean: op #1 (filter)"
+    )
+    assert 'unable to find column "vendor_idd"' in problem
+    assert "fix: the columns it gets are: vendor_id, vendor_name, category" in problem
+
+
+def test_column_made_by_an_earlier_op_is_known_to_later_ones(spec_dir: Path) -> None:
+    text = GOOD.replace(
+        '      - filter: "vendor_id IS NOT NULL"',
+        '      - derive: {vendor_key: "UPPER(vendor_id)"}\n      - filter: "vendor_key IS NOT NULL"\n'
+        "      - select: [vendor_key, nope]",
+    )
+    (problem,) = problems_of(write(spec_dir, text))
+    assert "steps[1].ops[2].select: step clean: op #3 (select)" in problem and '"nope"' in problem
+    assert "vendor_key" in problem.split("fix:")[1]
+
+
+def test_bad_op_parameter_names_op_and_position(spec_dir: Path) -> None:
+    text = GOOD.replace(
+        '      - filter: "vendor_id IS NOT NULL"', "      - sort: {by: [vendor_id], descending: maybe}"
+    )
+    (problem,) = problems_of(write(spec_dir, text))
+    assert problem.startswith(f"{spec_dir / 'tiny.yaml'}:10: steps[1].ops[0].sort: sort: descending")
+    assert "fix: e.g. sort: {by: [flight_date, carrier]}" in problem
+
+
+def test_primary_key_missing_from_loaded_columns(spec_dir: Path) -> None:
+    text = GOOD.replace("mode: append}", "mode: upsert, primary_key: [vendor_code]}")
+    (problem,) = problems_of(write(spec_dir, text))
+    assert (
+        "steps[2].destination.primary_key: primary key column(s) vendor_code are not in the data" in problem
+    )

@@ -119,7 +119,7 @@ class OpSchemaError(ValueError):
     def __init__(self, position: int, op: str, error: BaseException, columns: list[str]) -> None:
         self.position, self.op, self.columns = position, op, columns
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        text = text.split("; valid columns")[0].rstrip('"')  # the hint lists them
+        text = text.split("; valid columns")[0]  # the hint lists them
         self.hint = f"the columns it gets are: {', '.join(columns)}"
         super().__init__(
             f"op #{position + 1} ({op}): {type(error).__name__}: {text.strip(chr(34) + chr(39))}"
