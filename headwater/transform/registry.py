@@ -121,9 +121,7 @@ class OpSchemaError(ValueError):
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         text = text.split("; valid columns")[0]  # the hint lists them
         self.hint = f"the columns it gets are: {', '.join(columns)}"
-        super().__init__(
-            f"op #{position + 1} ({op}): {type(error).__name__}: {text.strip(chr(34) + chr(39))}"
-        )
+        super().__init__(f"op #{position + 1} ({op}): {type(error).__name__}: {text}")
 
 
 class OpParseError(ValueError):
