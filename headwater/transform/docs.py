@@ -34,13 +34,14 @@ def _default(field: FieldInfo) -> str:
 
 
 def op_markdown(cls: type[Op]) -> str:
-    lines = [f"### `{cls.name}`", "", cls.description, "", "```yaml", f"- {cls.example}", "```", ""]
+    text = cls.description.replace("<", "&lt;")
+    lines = [f"### `{cls.name}`", "", text, "", "```yaml", f"- {cls.example}", "```", ""]
     if cls.model_fields:
         lines += ["| parameter | type | default | meaning |", "|---|---|---|---|"]
         for name, field in cls.model_fields.items():
             key = field.alias or name
             short = " (shorthand)" if cls.shorthand == name else ""
-            desc = (field.description or "").replace("|", "\\|")
+            desc = (field.description or "").replace("|", "\\|").replace("<", "&lt;")
             kind = _type(field).replace("|", "\\|")
             lines.append(f"| `{key}`{short} | {kind} | {_default(field)} | {desc} |")
         lines.append("")

@@ -200,7 +200,7 @@ def chain_lineage(
         try:
             current = compose(current, op.lineage(schema, ctx), label)
             schema = op.output_schema(schema, ctx)
-        except (pl.exceptions.PolarsError, KeyError) as exc:
+        except (pl.exceptions.PolarsError, KeyError, ValueError, TypeError) as exc:
             raise OpSchemaError(position, op.name, exc, list(schema)) from exc
     return current, schema
 
