@@ -178,12 +178,30 @@ def _mb(value: float | None) -> str:
     return "" if value is None else f"{value:.0f}"
 
 
+def demo_salt(settings: Settings) -> str | None:
+    """The demo's HASH_SALT when none is set: a random one kept for this home (mode 600)."""
+    if os.environ.get("HASH_SALT"):
+        return None
+    import secrets
+
+    path = settings.home / "secrets" / "hash_salt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    os.environ["HASH_SALT"] = path.read_text().strip()
+    return str(path)
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.connections import display_url
 
     pipelines = Path(os.environ.get("HEADWATER_PIPELINES") or examples_dir())
-    names = ["flights_daily", "carrier_monthly", "vendor_prices"]
+    names = ["flights_daily", "carrier_monthly", "vendor_prices", "claims_deidentified"]
     print(f"Headwater demo: {', '.join(names)} from {pipelines}")
+    salt_file = demo_salt(settings)
+    if salt_file:
+        print(f"  HASH_SALT is not set: the claims example uses the salt kept for this home in {salt_file}")
     print(
         f"  warehouse {display_url(settings.warehouse_url)}\n  store     {display_url(settings.database_url)}"
     )
@@ -213,7 +231,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     ui = api.removesuffix("/api") if api else "http://127.0.0.1:4200 after `prefect server start`"
     warehouse = settings.warehouse_url.removeprefix("sqlite:///")
     print(f"""
-The data:     tables carrier_daily, carrier_monthly and vendor_prices in {display_url(settings.warehouse_url)}
+The data:     tables carrier_daily, carrier_monthly, vendor_prices and claims_deid in {display_url(settings.warehouse_url)}
               e.g. sqlite3 {warehouse} 'SELECT * FROM carrier_daily LIMIT 5'
 Run history:  headwater runs      (one run: headwater runs --run <id>)
 Prefect UI:   {ui}""")

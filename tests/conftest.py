@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from headwater.settings import Settings
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry from test servers
+os.environ.setdefault("HASH_SALT", "headwater-tests-salt-4f1c2a9b7e")  # the claims example's secret
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "pipelines"
 PG_ADMIN_URL = os.environ.get(

@@ -45,7 +45,7 @@ def test_deployment(deployment: dict[str, Any]) -> None:
     flow.validate_parameters(deployment["parameters"])
     assert deployment["parameters"]["pipeline"] == deployment["name"]
 
-    spec = load_pipelines(EXAMPLES, env={})[deployment["name"]].spec
+    spec = load_pipelines(EXAMPLES)[deployment["name"]].spec
     assert deployment["tags"] == spec.tags
     assert deployment["description"] == spec.description
     schedules = deployment.get("schedules") or []
@@ -71,7 +71,7 @@ def test_deployment(deployment: dict[str, Any]) -> None:
 def test_every_pipeline_has_a_deployment_and_flow() -> None:
     import flows.pipelines as module
 
-    specs = load_pipelines(EXAMPLES, env={})
+    specs = load_pipelines(EXAMPLES)
     assert {d["name"] for d in DEPLOYMENTS} == set(specs)
     for name in specs:
         assert getattr(module, name).name == name
