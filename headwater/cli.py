@@ -231,7 +231,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     ui = api.removesuffix("/api") if api else "http://127.0.0.1:4200 after `prefect server start`"
     warehouse = settings.warehouse_url.removeprefix("sqlite:///")
     print(f"""
-The data:     tables carrier_daily, carrier_monthly, vendor_prices and claims_deid in {display_url(settings.warehouse_url)}
+The data:     {display_url(settings.warehouse_url)}
+              tables carrier_daily, carrier_monthly, vendor_prices, claims_deid
               e.g. sqlite3 {warehouse} 'SELECT * FROM carrier_daily LIMIT 5'
 Run history:  headwater runs      (one run: headwater runs --run <id>)
 Prefect UI:   {ui}""")
