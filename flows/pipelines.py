@@ -6,3 +6,4 @@ from flows.pipeline import flow_for
 flights_daily = flow_for("flights_daily")
 vendor_prices = flow_for("vendor_prices")
 carrier_monthly = flow_for("carrier_monthly")
+claims_deidentified = flow_for("claims_deidentified")

@@ -15,6 +15,7 @@ _PHONE = re.compile(
     r"|\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}"  # North American: (415) 555-2671, 415-555-2671
     r"|0\d{2,4}[\s-]\d{3,4}[\s-]?\d{3,4})(?![\w.:/-])"  # national with a trunk 0: 020 7946 0958
 )
+_VALUE_LIST = re.compile(r"(values?: )\[[^\]]*\]")
 _DRIVER_DETAIL = re.compile(
     r"\n?\[(?:SQL|parameters): .*?(?=\n\[|\n\(Background|\Z)|\n?\(Background on this error at: [^)]*\)",
     re.DOTALL,
@@ -31,6 +32,7 @@ PII_COLUMN = re.compile(
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Mask URL passwords, bearer tokens, known secret values, emails, phone numbers and SSNs."""
     out = _DRIVER_DETAIL.sub("", text)  # SQLAlchemy appends the statement and its parameters: row data
+    out = _VALUE_LIST.sub(r"\1[…]", out)  # Polars lists the values that failed: row data
     out = _URL_PASSWORD.sub(r"\1***\3", out)
     for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
         out = out.replace(secret, "***")

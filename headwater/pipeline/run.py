@@ -151,7 +151,7 @@ class PipelineRun:
                     records_in=primary.height if primary is not None else None,
                     peak_memory_mb=peak,
                     memory_delta_mb=delta,
-                    sample_in=self._sample(primary),
+                    sample_in=self._sample(step, primary),
                     error_type=type(exc).__name__,
                     error_message=self.redact(str(exc)),
                 ),
@@ -168,8 +168,8 @@ class PipelineRun:
             records_out=out.height if out is not None else None,
             peak_memory_mb=peak,
             memory_delta_mb=delta,
-            sample_in=self._sample(primary),
-            sample_out=self._sample(out) if step.type != "load" else None,
+            sample_in=self._sample(step, primary),
+            sample_out=self._sample(step, out) if step.type != "load" else None,
             metrics=output.metrics,
         )
         self.store.step_finished(self.run_id, name, record)
@@ -328,10 +328,11 @@ class PipelineRun:
     def redact(self, text: str) -> str:
         return redact(text, self.connections.secrets)
 
-    def _sample(self, frame: pl.DataFrame | None) -> list[dict[str, Any]] | None:
-        if frame is None or not self.spec.samples:
+    def _sample(self, step: Step, frame: pl.DataFrame | None) -> list[dict[str, Any]] | None:
+        rows = self.spec.samples if step.samples is None else step.samples
+        if frame is None or not rows:
             return None
-        return masked_sample(frame, self.spec.samples, self.spec.pii)
+        return masked_sample(frame, rows, self.spec.pii)
 
 
 def _need(frame: pl.DataFrame | None) -> pl.DataFrame:

@@ -109,7 +109,11 @@ def mask_secrets(data: Any) -> Any:
 
 
 def _only_env_refs(value: str) -> bool:
-    return bool(value.strip()) and ENV_REF.sub("", value).strip() == ""
+    """Only ${VAR} references, and none with a default (a default written here is a literal secret)."""
+    refs = list(ENV_REF.finditer(value))
+    return (
+        bool(value.strip()) and ENV_REF.sub("", value).strip() == "" and all(m.group(2) is None for m in refs)
+    )
 
 
 def literal_secret_problems(data: Any, file: str, lines: Mapping[Path_, int]) -> list[SpecProblem]:
@@ -162,18 +166,21 @@ def interpolate(
     if not isinstance(data, str) or "${" not in data:
         return data
 
+    secret = bool(path) and bool(SECRET_KEY.search(str(path[-1])))
+
     def sub(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in env:
             return env[name]
-        if default is not None:
+        if default is not None and not secret:
             return default
+        hint = f"export {name}=..." if secret else f"export {name}=... or give a default: ${{{name}:-value}}"
         problems.append(
             SpecProblem(
                 file,
                 field_path(path),
                 f"environment variable {name} is not set",
-                f"export {name}=... or give a default: ${{{name}:-value}}",
+                hint,
                 _nearest_line(lines, path),
             )
         )

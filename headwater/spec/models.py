@@ -184,6 +184,9 @@ class StepBase(Strict):
     critical: bool = Field(True, description="A non-critical step's failure leaves the run with warnings.")
     timeout: Duration | None = Field(None, description="Seconds (or '5m') before the step is failed.")
     retry: RetryPolicy | None = Field(None, description="Overrides the pipeline's retry policy.")
+    samples: int | None = Field(
+        None, ge=0, le=100, description="Rows kept as this step's masked sample; default: the pipeline's."
+    )
 
     @field_validator("timeout", mode="before")
     @classmethod

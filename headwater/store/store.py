@@ -163,7 +163,7 @@ class Store:
                         s.model_dump(
                             mode="json",
                             by_alias=True,
-                            exclude={"name", "type", "depends_on", "critical", "timeout", "retry"},
+                            exclude={"name", "type", "depends_on", "critical", "timeout", "retry", "samples"},
                         )
                     ),
                 }
