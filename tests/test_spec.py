@@ -229,3 +229,15 @@ def test_primary_key_missing_from_loaded_columns(spec_dir: Path) -> None:
     assert (
         "steps[2].destination.primary_key: primary key column(s) vendor_code are not in the data" in problem
     )
+
+
+def test_yaml_1_2_numbers_no_sexagesimal_or_octal(spec_dir: Path) -> None:
+    """YAML 1.1 reads 1:1 as 61 and 010 as 8; specs read them as YAML 1.2 does."""
+    text = GOOD.replace(
+        '      - filter: "vendor_id IS NOT NULL"',
+        '      - filter: "vendor_id IS NOT NULL"\n      - dedupe: {key: [vendor_id]}\n'
+        "      - constant: {columns: {batch: 010, window: 10:30}}",
+    )
+    loaded = load_pipeline(write(spec_dir, text), env={})
+    ops = loaded.spec.steps[1].ops  # type: ignore[union-attr]
+    assert ops[2] == {"constant": {"columns": {"batch": 10, "window": "10:30"}}}

@@ -25,16 +25,38 @@ Path_ = tuple[str | int, ...]
 
 
 class SpecYamlLoader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false. (YAML 1.1 reads `on:`, `yes`, `no`, `off` as booleans,
-    which would turn a join's `on:` key into True.)"""
+    """YAML 1.2 core scalars. YAML 1.1 (PyYAML's default) reads `on:`, `yes`, `no`, `off` as booleans,
+    which would turn a join's `on:` key into True, and `1:1` or `10:30` as base-60 numbers (61, 630)."""
 
 
+_YAML_1_1 = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 SpecYamlLoader.yaml_implicit_resolvers = {
-    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:bool"]
+    first: [r for r in resolvers if r[0] not in _YAML_1_1]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 SpecYamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+SpecYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+
+
+def _yaml12_int(loader: SpecYamlLoader, node: yaml.ScalarNode) -> int:
+    """Decimal unless 0x/0o: YAML 1.1 would read 010 as octal 8."""
+    text = str(loader.construct_scalar(node))
+    if text.startswith(("0x", "0o")):
+        return int(text[2:], 16 if text[1] == "x" else 8)
+    return int(text, 10)
+
+
+SpecYamlLoader.add_constructor("tag:yaml.org,2002:int", _yaml12_int)
+SpecYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
 )
 
 

@@ -50,6 +50,10 @@ def _changed(before: pl.DataFrame, after: pl.DataFrame) -> set[str]:
     return {c for c in before.columns if c not in after.columns or not before[c].equals(after[c])}
 
 
+CHECKED: set[str] = set()
+"""Names of the ops whose lineage was checked in this session (see tests/transform/conftest.py)."""
+
+
 def assert_lineage_matches(
     op: Op | dict[str, Any],
     frame: pl.DataFrame,
@@ -58,6 +62,7 @@ def assert_lineage_matches(
 ) -> None:
     if isinstance(op, dict):
         op = parse_op(op, 0)
+    CHECKED.add(op.name)
     others = dict(others or {})
     ctx = OpContext({k: v.lazy() for k, v in others.items()})
     declared = op.lineage(frame.schema, ctx)

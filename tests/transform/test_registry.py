@@ -40,3 +40,8 @@ def test_op_is_documented(name: str) -> None:
     parse_op({op_name: params}, 0)  # the example is valid
     for field_name, field in cls.model_fields.items():
         assert field.description, f"{name}.{field_name} has no description"
+
+
+def test_the_library_has_at_least_50_ops_in_every_category() -> None:
+    assert len(OPS) >= 50
+    assert {OP_REGISTRY[n].category for n in OPS} == set(CATEGORIES)
