@@ -5,7 +5,6 @@ way the ops document: in input order."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import duckdb
 import polars as pl
@@ -13,7 +12,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from headwater.transform.lineage import ALL_ROWS, Kind, Origin
-from headwater.transform.registry import OpContext, OpParseError, parse_op
+from headwater.transform.registry import OpContext, parse_op
+from tests.transform.helpers import parse_error, run
 from tests.transform.lineage_check import assert_lineage_matches
 
 FRAME = pl.DataFrame(
@@ -26,21 +26,11 @@ FRAME = pl.DataFrame(
 )
 
 
-def run(op: dict[str, Any], frame: pl.DataFrame) -> pl.DataFrame:
-    return parse_op(op, 0).apply(frame.lazy(), OpContext()).collect()
-
-
 def duck(sql: str, frame: pl.DataFrame) -> pl.DataFrame:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("t", frame.with_row_index("_i"))
     return con.sql(sql).pl()
-
-
-def parse_error(op: dict[str, Any]) -> str:
-    with pytest.raises(OpParseError) as info:
-        parse_op(op, 0)
-    return str(info.value)
 
 
 def same(got: pl.DataFrame, expected: pl.DataFrame, dtypes: dict[str, pl.DataType]) -> None:

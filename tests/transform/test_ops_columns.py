@@ -7,7 +7,6 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -15,37 +14,19 @@ from polars.testing import assert_frame_equal
 from headwater.transform.lineage import ALL_ROWS, Kind, Origin
 from headwater.transform.registry import (
     OpContext,
-    OpParseError,
     OpSchemaError,
     chain_lineage,
     parse_op,
     run_ops,
 )
+from tests.transform.helpers import duck, parse_error, run
 from tests.transform.lineage_check import assert_lineage_matches, sample_frame
 
 UTC = pl.Datetime("us", "UTC")
 
 
-def run(op: dict[str, Any], frame: pl.DataFrame) -> pl.DataFrame:
-    return parse_op(op, 0).apply(frame.lazy(), OpContext()).collect()
-
-
-def duck(sql: str, **frames: pl.DataFrame) -> pl.DataFrame:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    for name, frame in frames.items():
-        con.register(name, frame)
-    return con.sql(sql).pl()
-
-
 def empty(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.clear()
-
-
-def parse_error(op: dict[str, Any]) -> str:
-    with pytest.raises(OpParseError) as info:
-        parse_op(op, 0)
-    return str(info.value)
 
 
 # select, reorder, drop, rename

@@ -11,7 +11,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from headwater.transform.lineage import Kind, Origin
-from headwater.transform.registry import OpContext, OpParseError, OpSchemaError, chain_lineage, parse_op
+from headwater.transform.registry import OpContext, OpSchemaError, chain_lineage, parse_op
+from tests.transform.helpers import parse_error
 from tests.transform.lineage_check import assert_lineage_matches
 
 LEFT = pl.DataFrame(
@@ -41,12 +42,6 @@ def duck(sql: str, **frames: pl.DataFrame) -> pl.DataFrame:
     for name, frame in frames.items():
         con.register(name, frame.with_row_index("_i"))  # _i: the row order to compare in
     return con.sql(sql).pl()
-
-
-def parse_error(op: dict[str, Any]) -> str:
-    with pytest.raises(OpParseError) as info:
-        parse_op(op, 0)
-    return str(info.value)
 
 
 def schema_error(op: dict[str, Any], schema: pl.Schema, **others: pl.Schema) -> str:

@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -15,38 +14,20 @@ from polars.testing import assert_frame_equal
 from headwater.transform.lineage import Kind, Origin
 from headwater.transform.registry import (
     OpContext,
-    OpParseError,
     OpSchemaError,
     chain_lineage,
     parse_op,
     run_ops,
 )
+from tests.transform.helpers import duck, parse_error, run
 from tests.transform.lineage_check import assert_lineage_matches
 
 NY = ZoneInfo("America/New_York")
 PARIS = ZoneInfo("Europe/Paris")
 
 
-def run(op: dict[str, Any], frame: pl.DataFrame) -> pl.DataFrame:
-    return parse_op(op, 0).apply(frame.lazy(), OpContext()).collect()
-
-
 def counted(op: dict[str, Any], frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, Any]]:
     return run_ops(frame.lazy(), [parse_op(op, 0)], OpContext())
-
-
-def duck(sql: str, **frames: pl.DataFrame) -> pl.DataFrame:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    for name, frame in frames.items():
-        con.register(name, frame)
-    return con.sql(sql).pl()
-
-
-def parse_error(op: dict[str, Any]) -> str:
-    with pytest.raises(OpParseError) as info:
-        parse_op(op, 0)
-    return str(info.value)
 
 
 def schema_error(op: dict[str, Any], schema: dict[str, Any]) -> str:

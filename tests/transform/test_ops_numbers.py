@@ -14,15 +14,12 @@ from polars.testing import assert_frame_equal
 from headwater.transform import OpContext
 from headwater.transform.registry import OpParseError, OpSchemaError, chain_lineage, parse_op, run_ops
 from tests.conftest import EXAMPLES
+from tests.transform.helpers import run
 from tests.transform.lineage_check import assert_lineage_matches
 
 NAN = float("nan")
 # exactly representable ties (0.125, 2.5, ...) and values printed as ties that are not (2.675, 1.005)
 FLOATS = [0.5, 1.5, 2.5, -0.5, -2.5, 0.125, 0.375, -0.125, 2.675, 1.005, 1234.5678, None, 0.0, 1e-9]
-
-
-def run(op: dict[str, Any], frame: pl.DataFrame) -> pl.DataFrame:
-    return parse_op(op, 0).apply(frame.lazy(), OpContext()).collect()
 
 
 def duck(sql: str, **frames: pl.DataFrame) -> pl.DataFrame:

@@ -13,18 +13,15 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from headwater.transform import OpContext, OpParseError
+from headwater.transform import OpContext
 from headwater.transform.lineage import Kind
 from headwater.transform.ops.privacy import SAFE_HARBOR_ZIP3, _Digests
 from headwater.transform.registry import OpSchemaError, chain_lineage, parse_op, run_ops
+from tests.transform.helpers import parse_error, run
 from tests.transform.lineage_check import assert_lineage_matches
 
 SALT = "pepper-for-tests-0123456789"
 OTHER_SALT = "another-salt-for-tests-9876"
-
-
-def run(op: dict[str, Any], frame: pl.DataFrame) -> pl.DataFrame:
-    return parse_op(op, 0).apply(frame.lazy(), OpContext()).collect()
 
 
 def counted(op: dict[str, Any], frame: pl.DataFrame) -> dict[str, Any]:
@@ -41,12 +38,6 @@ def hmac_hex(value: str | None, salt: str = SALT) -> str | None:
     if value is None:
         return None
     return hmac.new(salt.encode(), value.encode(), "sha256").hexdigest()
-
-
-def parse_error(op: dict[str, Any]) -> str:
-    with pytest.raises(OpParseError) as info:
-        parse_op(op, 0)
-    return str(info.value)
 
 
 # ---------------------------------------------------------------- hash_columns

@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 
 from headwater.transform import OpContext
 from headwater.transform.registry import OpParseError, OpSchemaError, chain_lineage, parse_op, run_ops
+from tests.transform.helpers import run
 from tests.transform.lineage_check import assert_lineage_matches
 
 TEXT = [
@@ -26,10 +27,6 @@ TEXT = [
     "o'neil mcDONALD-smith",
     "😀 emoji",
 ]
-
-
-def run(op: dict[str, Any], frame: pl.DataFrame) -> pl.DataFrame:
-    return parse_op(op, 0).apply(frame.lazy(), OpContext()).collect()
 
 
 def python_map(values: list[str | None], fn: Any) -> list[Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -14,32 +13,18 @@ from polars.testing import assert_frame_equal
 from headwater.transform.lineage import Kind, Origin
 from headwater.transform.registry import (
     OpContext,
-    OpParseError,
     OpSchemaError,
     chain_lineage,
     parse_op,
     run_ops,
 )
+from tests.transform.helpers import duck, parse_error
 from tests.transform.lineage_check import assert_lineage_matches
 
 
 def run(op: dict[str, Any], frame: pl.DataFrame, **others: pl.DataFrame) -> pl.DataFrame:
     ctx = OpContext({k: v.lazy() for k, v in others.items()})
     return parse_op(op, 0).apply(frame.lazy(), ctx).collect()
-
-
-def duck(sql: str, **frames: pl.DataFrame) -> pl.DataFrame:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    for name, frame in frames.items():
-        con.register(name, frame)
-    return con.sql(sql).pl()
-
-
-def parse_error(op: dict[str, Any]) -> str:
-    with pytest.raises(OpParseError) as info:
-        parse_op(op, 0)
-    return str(info.value)
 
 
 def schema_error(op: dict[str, Any], schema: dict[str, Any], **others: dict[str, Any]) -> str:
