@@ -32,8 +32,8 @@ def test_demo_writes_lineage_for_every_example(hw_env: Settings, prefect_api: st
     assert main(["demo"]) == 0
     store = Store(hw_env.database_url)
     rows = store.lineage()
-    pipelines = set(load_pipelines(EXAMPLES, env={"HASH_SALT": "x" * 32}))
-    assert {r["pipeline_name"] for r in rows} >= pipelines - {"claims_deidentified"}
+    pipelines = set(load_pipelines(EXAMPLES))
+    assert {r["pipeline_name"] for r in rows} == pipelines
     got = edges(rows)
     assert ("flights", "dep_delay", "carrier_daily", "avg_dep_delay", "aggregation") in got
     assert ("weather", "wind_speed", "carrier_daily", "avg_wind_speed", "aggregation") in got
@@ -85,6 +85,11 @@ def test_demo_writes_lineage_for_every_example(hw_env: Settings, prefect_api: st
         },
     }.items():
         assert {r["target_column"] for r in rows if r["target_table"] == table} == columns
+
+    claims = {e for e in got if e[2] == "claims_deid"}
+    assert ("claims", "patient_id", "claims_deid", "patient_key", "derived") in claims
+    assert ("claims", "zip", "claims_deid", "zip3", "calculation") in claims
+    assert not {e for e in claims if e[1] in ("patient_name", "ssn", "email", "phone", "address")}
 
     # a second run replaces, not duplicates
     assert main(["demo"]) == 0
