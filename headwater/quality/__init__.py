@@ -1,0 +1,1 @@
+"""Data quality: Great Expectations suites evaluated on Polars, row-level results, scores."""
