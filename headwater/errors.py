@@ -57,10 +57,12 @@ class SpecError(HeadwaterError):
 class DataQualityError(HeadwaterError):
     """Data broke rules whose action is to fail; carries the failed rules and their counts."""
 
-    def __init__(self, suite: str, failures: dict[str, int], checked: int) -> None:
+    def __init__(self, suite: str, failures: dict[str, int], checked: int, result: object = None) -> None:
         self.suite = suite
         self.failures = failures
         self.checked = checked
+        self.result = result
+        """The full suite result, when a suite was evaluated (its checks are recorded too)."""
         detail = ", ".join(f"{rule}: {n} of {checked} rows" for rule, n in failures.items())
         super().__init__(f"quality checks of {suite} failed ({detail})")
 

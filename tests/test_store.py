@@ -16,6 +16,8 @@ from headwater.store.tables import metadata
 TABLES = {
     "data_pipelines",
     "data_lineage",
+    "data_quality_rules",
+    "data_quality_checks",
     "pipeline_steps",
     "data_sources",
     "data_destinations",

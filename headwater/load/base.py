@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from headwater.dberrors import first_line, is_transient
 from headwater.errors import PermanentError, TransientError
+from headwater.load.quarantine import mark_replayed, write_quarantine
 from headwater.load.schema import ensure_table, prepare_frame, unique_key_exists
 from headwater.load.watermarks import write_watermark
 from headwater.spec.models import Destination
@@ -38,6 +39,8 @@ class LoadResult:
     created_table: bool = False
     added_columns: list[str] = field(default_factory=list)
     watermarks: dict[str, Any] = field(default_factory=dict)
+    quarantined: int = 0
+    replayed: int = 0
 
 
 def check_keys(frame: pl.DataFrame, destination: Destination) -> None:
@@ -77,8 +80,12 @@ def load_frame(
     pipeline: str,
     run_id: str,
     watermarks: list[WatermarkUpdate] | None = None,
+    quarantine: list[dict[str, Any]] | None = None,
+    replayed: list[int] | None = None,
 ) -> LoadResult:
-    """Write `frame` to `destination` in a single transaction: all of it, or none of it."""
+    """Write `frame` to `destination` in a single transaction: all of it, or none of it. In the same
+    transaction: advance `watermarks`, set aside `quarantine` rows (headwater_quarantine), and mark
+    the quarantine records `replayed` whose rows this load now carries."""
     check_keys(frame, destination)
     frame = prepare_frame(frame)
     dialect = engine.dialect.name
@@ -108,6 +115,11 @@ def load_frame(
                 if mark.value is not None:
                     write_watermark(conn, pipeline, mark.source, mark.value, run_id)
                     result.watermarks[mark.source] = mark.value
+            if quarantine is not None:
+                write_quarantine(conn, quarantine)
+                result.quarantined = len(quarantine)
+            if replayed:
+                result.replayed = mark_replayed(conn, replayed, run_id)
     except (DBAPIError, engine.dialect.loaded_dbapi.Error) as exc:
         # the writers use the driver's own cursor (COPY, executemany): wrap its errors to class them
         db_exc = (

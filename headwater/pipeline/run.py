@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 
 from headwater.connections import Connections, display_url
-from headwater.errors import TransientError, UpstreamUnavailable
+from headwater.errors import DataQualityError, TransientError, UpstreamUnavailable
 from headwater.load import WatermarkUpdate
 from headwater.pipeline import steps as run_steps
 from headwater.pipeline.monitor import ResourceMonitor
@@ -49,6 +49,8 @@ class StepResult:
     attempts: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
     lineage: Lineage = field(default_factory=dict)
+    quality_score: float | None = None
+    quarantine: pl.DataFrame | None = None
 
 
 class PipelineRun:
@@ -70,6 +72,7 @@ class PipelineRun:
         self.run_id = ""
         self.monitor: ResourceMonitor | None = None
         self.halted = False
+        self.started_at: datetime | None = None
         self.attempts: dict[str, int] = {}
 
     # ------------------------------------------------------------ lifecycle
@@ -88,6 +91,7 @@ class PipelineRun:
             flow_run_id=self.flow_run_id,
         )
         self.monitor = ResourceMonitor()
+        self.started_at = datetime.now(UTC)
         return self.run_id
 
     def ready(self, running: set[str]) -> list[str]:
@@ -117,6 +121,67 @@ class PipelineRun:
                 marks.append(result.watermark)
         return marks
 
+    def _quarantine_for(self, load: LoadStep) -> list[pl.DataFrame]:
+        """Rows set aside by validate steps upstream of this load: they go in its transaction."""
+        return [
+            result.quarantine
+            for name, result in self.results.items()
+            if result.quarantine is not None and load.name in downstream_loads(self.loaded, name)
+        ]
+
+    def _record_quality(self, step: Step, result: Any, frame: pl.DataFrame) -> float | None:
+        """Store the suite's rules and this run's checks (with masked failing samples and a hint)."""
+        from headwater.quality.recommend import remediation
+
+        loads = downstream_loads(self.loaded, step.name)
+        table = self.spec.step(loads[0]).destination.table if loads else step.name  # type: ignore[union-attr]
+        suite = result.suite.name
+        rules, checks = [], []
+        for r in result.results:
+            meta, columns = r.rule.meta, r.rule.expectation.columns()
+            rules.append(
+                {
+                    "suite": suite,
+                    "rule_name": r.rule.name,
+                    "expectation_type": r.rule.type,
+                    "columns": columns,
+                    "kwargs": r.rule.raw.get("kwargs", {}),
+                    "dimension": meta.dimension,
+                    "severity": meta.severity,
+                    "threshold": meta.threshold,
+                    "weight": meta.weight,
+                    "action": meta.action,
+                }
+            )
+            failing = frame[r.unexpected_index[:5]] if r.unexpected_index is not None else frame.head(0)
+            sample = masked_sample(failing.select(columns or failing.columns), 5, self.spec.pii)
+            checked = r.considered if r.rule.expectation.kind == "map" else r.element_count
+            failed = r.unexpected_count if r.rule.expectation.kind == "map" else (0 if r.success else checked)
+            checks.append(
+                {
+                    "step_name": step.name,
+                    "suite": suite,
+                    "table_name": table,
+                    "rule_name": r.rule.name,
+                    "expectation_type": r.rule.type,
+                    "dimension": meta.dimension,
+                    "severity": meta.severity,
+                    "action": meta.action,
+                    "records_checked": checked,
+                    "records_passed": checked - failed,
+                    "records_failed": failed,
+                    "pass_rate": round(r.pass_rate, 4),
+                    "score": round(r.pass_rate, 2),
+                    "success": r.passed,
+                    "observed_value": _jsonable(r.observed),
+                    "sample_failures": sample,
+                    "remediation": remediation(r, frame),
+                }
+            )
+        self.store.record_quality(self.spec.name, self.run_id, rules, checks)
+        score: float | None = result.score()
+        return score
+
     def _load_step_for(self, extract: str) -> LoadStep | None:
         loads = downstream_loads(self.loaded, extract)
         step = self.spec.step(loads[0]) if loads else None
@@ -138,6 +203,9 @@ class PipelineRun:
                 raise UpstreamUnavailable(name, missing)
             output = self._dispatch(step, inputs)
         except BaseException as exc:
+            quality = getattr(exc, "result", None)
+            if isinstance(exc, DataQualityError) and quality is not None and primary is not None:
+                self._record_quality(step, quality, primary)
             peak, delta = self.monitor.close(window)
             retrying = self.will_retry(name, exc, attempt)
             self.store.step_finished(
@@ -174,6 +242,9 @@ class PipelineRun:
         )
         self.store.step_finished(self.run_id, name, record)
         lineage = output.lineage if output.lineage is not None else self._lineage_of(step.primary_input)
+        score = None
+        if output.quality is not None and primary is not None:
+            score = self._record_quality(step, output.quality, primary)
         if isinstance(step, LoadStep) and out is not None:
             self.store.replace_lineage(
                 self.spec.name, self.run_id, step.destination.table, self._lineage_rows(step, out, lineage)
@@ -187,10 +258,14 @@ class PipelineRun:
             attempts=attempt,
             metrics=output.metrics,
             lineage=lineage,
+            quality_score=score,
+            quarantine=output.quarantine,
         )
 
     def _dispatch(self, step: Step, inputs: dict[str, pl.DataFrame | None]) -> run_steps.StepOutput:
-        env = run_steps.StepEnv(self.spec, self.loaded.base_dir, self.connections, self.run_id)
+        env = run_steps.StepEnv(
+            self.spec, self.loaded.base_dir, self.connections, self.run_id, self.started_at
+        )
         frames = {k: v for k, v in inputs.items() if v is not None}
         primary = frames.get(step.primary_input or "")
         if isinstance(step, ExtractStep):
@@ -199,9 +274,12 @@ class PipelineRun:
             lineage_in = {dep: self._lineage_of(dep) for dep in step.depends_on}
             return run_steps.run_transform(env, step, frames, lineage_in)
         if isinstance(step, ValidateStep):
-            return run_steps.run_validate(env, step, _need(primary))
+            others = {k: v for k, v in frames.items() if k != step.primary_input}
+            return run_steps.run_validate(env, step, _need(primary), others)
         if isinstance(step, LoadStep):
-            return run_steps.run_load(env, step, _need(primary), self._watermarks_for(step))
+            return run_steps.run_load(
+                env, step, _need(primary), self._watermarks_for(step), self._quarantine_for(step)
+            )
         if isinstance(step, NotifyStep):
             return run_steps.run_notify(env, step, primary)
         raise TypeError(type(step).__name__)
@@ -256,6 +334,10 @@ class PipelineRun:
                 summary.records_inserted += result.load.inserted
                 summary.records_updated += result.load.updated
                 summary.records_loaded += result.load.rows
+                summary.records_quarantined += result.load.quarantined
+        scores = [r.quality_score for r in self.results.values() if r.quality_score is not None]
+        summary.quality_score = round(sum(scores) / len(scores), 2) if scores else None
+        summary.records_failed = summary.records_quarantined
         for name, result in failed:
             summary.warnings.append(f"step {name} failed: {result.error_type}: {result.error}")
         if critical:
@@ -333,6 +415,10 @@ class PipelineRun:
         if frame is None or not rows:
             return None
         return masked_sample(frame, rows, self.spec.pii)
+
+
+def _jsonable(value: Any) -> Any:
+    return value if value is None or isinstance(value, int | float | str | bool | list) else str(value)
 
 
 def _need(frame: pl.DataFrame | None) -> pl.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from headwater.connections import Connections
 from headwater.errors import DataQualityError, PermanentError
 from headwater.extract import extract_source
 from headwater.load import LoadResult, WatermarkUpdate, load_frame, read_watermark
+from headwater.load.quarantine import COLUMNS as QUARANTINE_COLUMNS
+from headwater.load.quarantine import RULES as QUARANTINE_RULES
+from headwater.load.quarantine import QuarantineBatch, quarantine_rows
 from headwater.spec.models import (
     ExtractStep,
     LoadStep,
@@ -41,6 +45,10 @@ class StepOutput:
     metrics: dict[str, Any] = field(default_factory=dict)
     lineage: Lineage | None = None
     """Where each output column comes from; None: the same as the step's primary input."""
+    quality: Any = None
+    """A validate step's SuiteResult."""
+    quarantine: pl.DataFrame | None = None
+    """Rows a validate step set aside, with the rules they broke."""
 
 
 @dataclass
@@ -49,6 +57,8 @@ class StepEnv:
     base_dir: Path
     connections: Connections
     run_id: str
+    now: datetime | None = None
+    """The run's start: "now" for freshness rules."""
 
 
 def run_extract(env: StepEnv, step: ExtractStep, load_step: LoadStep | None) -> StepOutput:
@@ -93,7 +103,11 @@ def run_transform(
     return StepOutput(out, primary.height, lineage=lineage, metrics=counters)
 
 
-def run_validate(env: StepEnv, step: ValidateStep, frame: pl.DataFrame) -> StepOutput:
+def run_validate(
+    env: StepEnv, step: ValidateStep, frame: pl.DataFrame, others: dict[str, pl.DataFrame]
+) -> StepOutput:
+    """Quick `expect` rules first (any failure fails the step), then the suite: rules whose action is
+    fail raise; quarantine rules set their failing rows aside; the rest pass on."""
     failures: dict[str, int] = {}
     if step.expect:
         counts = frame.select(
@@ -102,18 +116,67 @@ def run_validate(env: StepEnv, step: ValidateStep, frame: pl.DataFrame) -> StepO
         failures = {name: int(n) for name, n in counts.items() if n}
     if step.min_rows is not None and frame.height < step.min_rows:
         failures["min_rows"] = step.min_rows - frame.height
-    metrics = {"checked": frame.height, "failed_rules": failures}
+    metrics: dict[str, Any] = {"checked": frame.height, "failed_rules": failures}
     if failures:
         raise DataQualityError(step.name, failures, frame.height)
-    return StepOutput(frame, frame.height, metrics=metrics)
+    if not step.suite:
+        return StepOutput(frame, frame.height, metrics=metrics)
+    from headwater.quality.evaluate import ROW, evaluate
+    from headwater.quality.expectations import QualityContext
+    from headwater.quality.suite import load_suite
+
+    suite = load_suite(env.base_dir / step.suite)
+    result = evaluate(suite, frame, QualityContext(tables=others, now=env.now))
+    metrics.update(
+        suite=suite.name,
+        quality_score=result.score(),
+        failed_rules={r.rule.name: r.unexpected_count for r in result.results if not r.passed},
+    )
+    fatal = result.failed("fail")
+    if fatal:
+        raise DataQualityError(
+            suite.name, {r.rule.name: r.unexpected_count for r in fatal}, frame.height, result=result
+        )
+    good, quarantine = frame, None
+    if result.reasons is not None and result.reasons.height:
+        indexed = frame.with_row_index(ROW)
+        reasons = result.reasons.rename({"rules": QUARANTINE_RULES, "columns": QUARANTINE_COLUMNS})
+        quarantine = indexed.join(reasons, on=ROW, how="inner", maintain_order="left").drop(ROW)
+        good = frame.filter(~result.quarantine)
+        metrics["quarantined"] = quarantine.height
+    return StepOutput(good, frame.height, metrics=metrics, quality=result, quarantine=quarantine)
 
 
 def run_load(
-    env: StepEnv, step: LoadStep, frame: pl.DataFrame, watermarks: list[WatermarkUpdate]
+    env: StepEnv,
+    step: LoadStep,
+    frame: pl.DataFrame,
+    watermarks: list[WatermarkUpdate],
+    quarantine: list[pl.DataFrame] | None = None,
+    replayed: list[int] | None = None,
 ) -> StepOutput:
     engine = env.connections.engine(step.destination.warehouse or env.spec.warehouse)
+    rows = [
+        row
+        for batch in quarantine or []
+        for row in quarantine_rows(
+            QuarantineBatch(batch),
+            pipeline=env.spec.name,
+            run_id=env.run_id,
+            target=step.destination.table,
+            pii=set(env.spec.pii),
+            key=list(step.destination.primary_key),
+        )
+    ]
     result = load_frame(
-        engine, frame, step.destination, pipeline=env.spec.name, run_id=env.run_id, watermarks=watermarks
+        engine,
+        frame,
+        step.destination,
+        pipeline=env.spec.name,
+        run_id=env.run_id,
+        watermarks=watermarks,
+        quarantine=rows,
+        replayed=replayed,
     )
     metrics = {
         "inserted": result.inserted,
@@ -123,6 +186,8 @@ def run_load(
         "created_table": result.created_table,
         "added_columns": result.added_columns,
         "watermarks": {k: str(v) for k, v in result.watermarks.items()},
+        "quarantined": result.quarantined,
+        "replayed": result.replayed,
     }
     return StepOutput(frame, frame.height, load=result, metrics=metrics)
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from headwater.errors import SpecProblem
 from headwater.spec.loader import LoadedSpec
-from headwater.spec.models import ExtractStep, FileSource, LoadStep, SqlSource, TransformStep
+from headwater.spec.models import ExtractStep, FileSource, LoadStep, SqlSource, TransformStep, ValidateStep
 
 
 def step_order(loaded: LoadedSpec) -> list[str]:
@@ -83,6 +83,28 @@ def check_spec(loaded: LoadedSpec) -> list[SpecProblem]:
                             ("steps", i, "ops", k),
                             f"op {op.name} reads step {ref!r}, which is not in depends_on",
                             f"add {ref} to this step's depends_on",
+                        )
+    for i, step in enumerate(spec.steps):
+        if isinstance(step, ValidateStep) and step.suite:
+            from headwater.errors import SpecError
+            from headwater.quality.suite import load_suite
+
+            try:
+                suite = load_suite(loaded.base_dir / step.suite)
+            except SpecError as exc:
+                add(
+                    ("steps", i, "suite"), f"suite {step.suite} has problems:", "fix the suite (listed below)"
+                )
+                problems.extend(exc.problems)
+                continue
+            for rule in suite.rules:
+                for ref in rule.expectation.references():
+                    if ref not in step.depends_on[1:]:
+                        add(
+                            ("steps", i, "suite"),
+                            f"rule {rule.name} of {step.suite} reads table {ref!r}, "
+                            "which is not an input of this step",
+                            f"add {ref} to depends_on (after the data)",
                         )
     try:
         step_order(loaded)

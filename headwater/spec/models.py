@@ -224,7 +224,13 @@ class Expectation(Strict):
 
 
 class ValidateStep(StepBase):
+    """Checks the data before it loads. `suite`: a Great Expectations suite (JSON, path relative to
+    the spec) whose rules warn, quarantine failing rows, or fail the run; the step's other inputs
+    (depends_on after the first) are the tables its referential-integrity rules may name.
+    `expect`/`min_rows`: quick SQL rules; any failure fails the step."""
+
     type: Literal["validate"]
+    suite: str | None = Field(None, description="Path of a quality suite (JSON), relative to the spec.")
     expect: list[Expectation] = Field(default_factory=list)
     min_rows: int | None = Field(None, ge=0)
 

@@ -56,6 +56,18 @@ def schema_problems(loaded: LoadedSpec, order: list[str]) -> list[SpecProblem]:
                 schemas[name] = None
             continue
         schemas[name] = primary
+        if isinstance(step, ValidateStep) and step.suite:
+            from headwater.quality.suite import load_suite
+
+            for suite_rule in load_suite(loaded.base_dir / step.suite).rules:
+                missing = [c for c in suite_rule.expectation.columns() if c not in primary]
+                if missing:
+                    add(
+                        ("steps", i, "suite"),
+                        f"rule {suite_rule.name} of {step.suite} checks unknown column(s) "
+                        f"{', '.join(missing)}",
+                        f"the columns here are: {', '.join(primary)}",
+                    )
         if isinstance(step, ValidateStep):
             for j, rule in enumerate(step.expect):
                 missing = [c for c in parse_expr(rule.rule).meta.root_names() if c not in primary]

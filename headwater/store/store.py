@@ -24,6 +24,8 @@ from headwater.store.tables import (
     data_destinations,
     data_lineage,
     data_pipelines,
+    data_quality_checks,
+    data_quality_rules,
     data_sources,
     pipeline_executions,
     pipeline_steps,
@@ -65,6 +67,8 @@ class RunSummary:
     records_updated: int = 0
     records_failed: int = 0
     records_loaded: int = 0
+    records_quarantined: int = 0
+    quality_score: float | None = None
     peak_memory_mb: float | None = None
     cpu_seconds: float | None = None
     error_type: str | None = None
@@ -369,6 +373,8 @@ class Store:
                     records_updated=summary.records_updated,
                     records_failed=summary.records_failed,
                     records_loaded=summary.records_loaded,
+                    records_quarantined=summary.records_quarantined,
+                    quality_score=summary.quality_score,
                     peak_memory_mb=summary.peak_memory_mb,
                     cpu_seconds=summary.cpu_seconds,
                     error_type=summary.error_type,
@@ -400,6 +406,42 @@ class Store:
                         for r in rows
                     ],
                 )
+
+    def record_quality(
+        self, pipeline: str, run_id: str, rules: list[dict[str, Any]], checks: list[dict[str, Any]]
+    ) -> None:
+        """A suite's rule definitions (current) and this run's check results (history)."""
+        stamp = now()
+        with self.writer.begin() as conn:
+            for rule in rules:
+                key = (
+                    (data_quality_rules.c.pipeline_name == pipeline)
+                    & (data_quality_rules.c.suite == rule["suite"])
+                    & (data_quality_rules.c.rule_name == rule["rule_name"])
+                )
+                if not conn.execute(
+                    sa.update(data_quality_rules).where(key).values(**rule, updated_at=stamp)
+                ).rowcount:
+                    conn.execute(
+                        sa.insert(data_quality_rules).values(pipeline_name=pipeline, updated_at=stamp, **rule)
+                    )
+            if checks:
+                conn.execute(
+                    sa.insert(data_quality_checks),
+                    [
+                        {**c, "execution_id": run_id, "pipeline_name": pipeline, "checked_at": stamp}
+                        for c in checks
+                    ],
+                )
+
+    def quality_checks(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(data_quality_checks)
+                .where(data_quality_checks.c.execution_id == run_id)
+                .order_by(data_quality_checks.c.id)
+            )
+            return [dict(r._mapping) for r in rows]
 
     def lineage(self, pipeline: str | None = None) -> list[dict[str, Any]]:
         stmt = sa.select(data_lineage).order_by(
