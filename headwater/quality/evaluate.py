@@ -133,7 +133,8 @@ def evaluate(suite: Suite, frame: pl.DataFrame, ctx: QualityContext | None = Non
             pl.when(pl.col(f"f{i}")).then(pl.lit(",".join(maps[i].expectation.columns())))
             for i in quarantine_idx
         ).list.drop_nulls()
-        table = masks.with_row_index(ROW).select(ROW, names.alias("rules"), cols.alias("columns"))
-        bad = table["rules"].list.len() > 0
-        return SuiteResult(suite, frame.height, results, bad.alias(ROW), table.filter(bad))
+        bad = masks.select(pl.any_horizontal(f"f{i}" for i in quarantine_idx)).to_series()
+        # lists only for the failing rows: building them for every row costs seconds at 3M rows
+        table = masks.with_row_index(ROW).filter(bad).select(ROW, names.alias("rules"), cols.alias("columns"))
+        return SuiteResult(suite, frame.height, results, bad.alias(ROW), table)
     return SuiteResult(suite, frame.height, results, pl.Series(ROW, [False] * frame.height))
