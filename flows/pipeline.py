@@ -82,9 +82,10 @@ def orchestrate(run: PipelineRun) -> None:
 
 @flow(name="pipeline", flow_run_name="{pipeline}", persist_result=False, validate_parameters=True)
 def pipeline_flow(
-    pipeline: str, execution_type: str | None = None, pipelines_dir: str | None = None
+    pipeline: str, execution_type: str | None = None, pipelines_dir: str | None = None, replay: bool = False
 ) -> dict[str, Any]:
-    """Run the pipeline named `pipeline` from `pipelines_dir` (default HEADWATER_PIPELINES)."""
+    """Run the pipeline named `pipeline` from `pipelines_dir` (default HEADWATER_PIPELINES). With
+    `replay`, run only its quarantined rows back through validation and load the ones that pass."""
     logger = get_run_logger()
     settings = Settings.from_env()
     settings.ensure_home()
@@ -98,6 +99,7 @@ def pipeline_flow(
         store,
         connections,
         execution_type=execution_type or detect_execution_type(),
+        replay=replay,
         flow_run_id=str(flow_run.id) if flow_run.id else None,
     )
     try:

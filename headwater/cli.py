@@ -53,12 +53,14 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if problems else 0
 
 
-def _run_flow(pipeline: str, pipelines_dir: Path, execution_type: str | None) -> dict[str, Any]:
+def _run_flow(
+    pipeline: str, pipelines_dir: Path, execution_type: str | None, replay: bool = False
+) -> dict[str, Any]:
     from flows.pipeline import PipelineRunFailed, flow_for
 
     try:
         return flow_for(pipeline)(
-            pipeline=pipeline, execution_type=execution_type, pipelines_dir=str(pipelines_dir)
+            pipeline=pipeline, execution_type=execution_type, pipelines_dir=str(pipelines_dir), replay=replay
         )
     except PipelineRunFailed as exc:
         return exc.summary
@@ -197,7 +199,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.connections import display_url
 
     pipelines = Path(os.environ.get("HEADWATER_PIPELINES") or examples_dir())
-    names = ["flights_daily", "carrier_monthly", "vendor_prices", "claims_deidentified"]
+    names = ["flights_daily", "carrier_monthly", "flights_clean", "vendor_prices", "claims_deidentified"]
     print(f"Headwater demo: {', '.join(names)} from {pipelines}")
     salt_file = demo_salt(settings)
     if salt_file:
@@ -232,11 +234,140 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     warehouse = settings.warehouse_url.removeprefix("sqlite:///")
     print(f"""
 The data:     {display_url(settings.warehouse_url)}
-              tables carrier_daily, carrier_monthly, vendor_prices, claims_deid
+              tables carrier_daily, carrier_monthly, flights_clean, vendor_prices, claims_deid
+Quarantine:   headwater quarantine list --pipeline flights_clean
               e.g. sqlite3 {warehouse} 'SELECT * FROM carrier_daily LIMIT 5'
 Run history:  headwater runs      (one run: headwater runs --run <id>)
 Prefect UI:   {ui}""")
     return 1 if failed else 0
+
+
+def _warehouse_engines(pipeline: str, settings: Settings, pipelines_dir: str | None = None) -> dict[str, Any]:
+    """Target table -> engine of every load step of the pipeline (URL warehouses; blocks need a flow)."""
+    from headwater.connections import Connections
+    from headwater.spec.loader import find_pipeline
+    from headwater.spec.models import LoadStep
+
+    loaded = find_pipeline(pipelines_dir or settings.pipelines_dir, pipeline)
+    connections = Connections(settings.warehouse_url)
+    return {
+        s.destination.table: connections.engine(s.destination.warehouse or loaded.spec.warehouse)
+        for s in loaded.spec.steps
+        if isinstance(s, LoadStep)
+    }
+
+
+def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from headwater.load.quarantine import read_quarantined
+
+    if args.action == "replay":
+        before = {
+            t: len(read_quarantined(e, args.pipeline, t))
+            for t, e in _warehouse_engines(args.pipeline, settings, args.pipelines).items()
+        }
+        result = _run_flow(args.pipeline, Path(args.pipelines or settings.pipelines_dir), None, replay=True)
+        after = {
+            t: len(read_quarantined(e, args.pipeline, t))
+            for t, e in _warehouse_engines(args.pipeline, settings, args.pipelines).items()
+        }
+        _print_summary(result)
+        for target, count in before.items():
+            moved = count - after[target]
+            print(
+                f"  {target}: {count} row(s) were in quarantine, {moved} loaded now, "
+                f"{after[target]} still quarantined"
+            )
+        return 1 if result["status"] == "failed" else 0
+    records = [
+        r
+        for target, engine in _warehouse_engines(args.pipeline, settings, args.pipelines).items()
+        for r in read_quarantined(engine, args.pipeline, target, status=None if args.all else "quarantined")
+    ]
+    if args.action == "show":
+        match = [r for r in records if r["id"] == args.id]
+        if not match:
+            print(f"no quarantined row {args.id} in {args.pipeline}")
+            return 1
+        r = match[0]
+        for key in ("id", "target_table", "status", "run_id", "quarantined_at", "replay_run_id", "reason"):
+            print(f"{key:15} {r[key]}")
+        print(f"{'rules':15} {', '.join(json.loads(r['rules']))}")
+        print(f"{'values':15} {r['masked_values']}")
+        return 0
+    rows = [
+        (
+            r["id"],
+            r["target_table"],
+            r["status"],
+            ", ".join(json.loads(r["rules"])),
+            r["masked_values"][:60],
+            str(r["quarantined_at"])[:19],
+        )
+        for r in records[: args.limit]
+    ]
+    print(table(rows, ["id", "table", "status", "rules", "values", "quarantined (UTC)"]))
+    print(f"\n{len(records)} row(s)" + (f", first {args.limit} shown" if len(records) > args.limit else ""))
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
+    from headwater.quality.profile import draft_suite, profile, render_profile, write_draft_suite
+
+    name, frame = _profile_target(args.target, settings)
+    profiles = profile(frame)
+    print(render_profile(profiles))
+    if args.suite:
+        doc = draft_suite(name, frame, profiles)
+        write_draft_suite(Path(args.suite), doc)
+        print(f"\ndraft suite with {len(doc['expectations'])} rule(s) written to {args.suite}")
+    return 0
+
+
+def _profile_target(target: str, settings: Settings) -> tuple[str, Any]:
+    """`pipeline:source` (a source of a spec), a file path, or a warehouse table."""
+    import polars as pl
+
+    from headwater.connections import Connections
+    from headwater.extract import extract_source
+    from headwater.spec.loader import find_pipeline
+
+    if ":" in target and not Path(target).exists():
+        pipeline, source = target.split(":", 1)
+        loaded = find_pipeline(settings.pipelines_dir, pipeline)
+        if source not in loaded.spec.sources:
+            raise HeadwaterError(
+                f"pipeline {pipeline} has no source {source!r} (it has: {', '.join(loaded.spec.sources)})"
+            )
+        result = extract_source(
+            source,
+            loaded.spec.sources[source],
+            base_dir=loaded.base_dir,
+            connections=Connections(settings.warehouse_url),
+            warehouse=loaded.spec.warehouse,
+        )
+        return source, result.frame
+    path = Path(target)
+    if path.exists():
+        from headwater.extract.files import read_files
+        from headwater.spec.models import FileSource
+
+        return path.stem, read_files(path.stem, FileSource(kind="file", path=str(path.resolve())), Path.cwd())
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(settings.warehouse_url)
+    try:
+        if not sa.inspect(engine).has_table(target):
+            raise HeadwaterError(f"{target!r} is not a pipeline:source, a file, or a table in the warehouse")
+        return target, pl.read_database(
+            sa.select(
+                sa.table(target, *[sa.column(c["name"]) for c in sa.inspect(engine).get_columns(target)])
+            ),
+            engine,
+        )
+    finally:
+        engine.dispose()
 
 
 def cmd_transforms(args: argparse.Namespace, settings: Settings) -> int:
@@ -269,6 +400,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="show one run with its steps")
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(func=cmd_runs)
+    p = sub.add_parser("quarantine", help="rows set aside by quality rules: list, show, replay")
+    p.add_argument("action", choices=["list", "show", "replay"])
+    p.add_argument("id", nargs="?", type=int, help="with show: the quarantined row's id")
+    p.add_argument("--pipeline", required=True)
+    p.add_argument("--pipelines", help="folder of specs (default: HEADWATER_PIPELINES or ./pipelines)")
+    p.add_argument("--all", action="store_true", help="with list: replayed rows too")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_quarantine)
+    p = sub.add_parser("profile", help="column statistics of a source, file or table; draft a suite")
+    p.add_argument("target", help="pipeline:source, a data file, or a warehouse table")
+    p.add_argument("--suite", help="write a draft quality suite (GX JSON) to this path")
+    p.set_defaults(func=cmd_profile)
     p = sub.add_parser("transforms", help="list the transform ops")
     p.add_argument("--markdown", action="store_true", help="print the full reference (docs/transforms.md)")
     p.set_defaults(func=cmd_transforms)

@@ -48,10 +48,12 @@ def test_demo_on_empty_home_loads_carrier_daily(tmp_path: Path, prefect_api: str
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [line.split() for line in proc.stdout.splitlines()]
-    names = ("flights_daily", "carrier_monthly", "vendor_prices")
+    names = ("flights_daily", "carrier_monthly", "flights_clean", "vendor_prices", "claims_deidentified")
     table = {row[0]: row for row in lines if row and row[0] in names}
     assert table["flights_daily"][1:4] == ["completed", "362907", "5432"]
     assert table["carrier_monthly"][1:4] == ["completed", "5432", "185"]
+    assert table["flights_clean"][1:3] == ["completed", "367671"]  # flights + weather + planes + airports
+    assert table["claims_deidentified"][1] == "completed"
     assert table["vendor_prices"][1:4] == ["completed_with_warnings", "12", "9"]
     settings = Settings.from_env({"HEADWATER_HOME": str(home)})
     assert_frame_equal(read_carrier_daily(settings.warehouse_url), expected)

@@ -62,10 +62,14 @@ class PipelineRun:
         *,
         execution_type: str = "manual",
         flow_run_id: str | None = None,
+        replay: bool = False,
     ) -> None:
         self.loaded, self.spec = loaded, loaded.spec
         self.store, self.connections = store, connections
         self.execution_type, self.flow_run_id = execution_type, flow_run_id
+        self.replay = replay
+        if replay:
+            self.execution_type = "replay"
         self.order = step_order(loaded)
         self.results: dict[str, StepResult] = {}
         self.crashed_runs: list[str] = []
@@ -92,7 +96,30 @@ class PipelineRun:
         )
         self.monitor = ResourceMonitor()
         self.started_at = datetime.now(UTC)
+        if self.replay:
+            self._prepare_replay()
         return self.run_id
+
+    def _prepare_replay(self) -> None:
+        """Quarantined rows stand in for the outputs validate steps read; what only fed those is
+        not run."""
+        from headwater.pipeline.replay import replay_inputs, skipped_for_replay
+
+        engines = {
+            s.name: self.connections.engine(s.destination.warehouse or self.spec.warehouse)
+            for s in self.spec.steps
+            if isinstance(s, LoadStep)
+        }
+        inputs = replay_inputs(self.loaded, engines)
+        for name in self.order:
+            if name in inputs:
+                self.results[name] = StepResult("completed", inputs[name], records_in=inputs[name].height)
+                self.store.step_skipped(
+                    self.run_id, name, f"replay: {inputs[name].height} quarantined row(s)"
+                )
+            elif name in skipped_for_replay(self.loaded, set(inputs)):
+                self.results[name] = StepResult("skipped")
+                self.store.step_skipped(self.run_id, name, "replay: not needed")
 
     def ready(self, running: set[str]) -> list[str]:
         """Steps whose dependencies have all finished; none once a critical step has failed."""
@@ -245,7 +272,7 @@ class PipelineRun:
         score = None
         if output.quality is not None and primary is not None:
             score = self._record_quality(step, output.quality, primary)
-        if isinstance(step, LoadStep) and out is not None:
+        if isinstance(step, LoadStep) and out is not None and not self.replay:
             self.store.replace_lineage(
                 self.spec.name, self.run_id, step.destination.table, self._lineage_rows(step, out, lineage)
             )

@@ -17,6 +17,7 @@ from headwater.load import LoadResult, WatermarkUpdate, load_frame, read_waterma
 from headwater.load.quarantine import COLUMNS as QUARANTINE_COLUMNS
 from headwater.load.quarantine import RULES as QUARANTINE_RULES
 from headwater.load.quarantine import QuarantineBatch, quarantine_rows
+from headwater.pipeline.replay import QUARANTINE_ID
 from headwater.spec.models import (
     ExtractStep,
     LoadStep,
@@ -126,7 +127,8 @@ def run_validate(
     from headwater.quality.suite import load_suite
 
     suite = load_suite(env.base_dir / step.suite)
-    result = evaluate(suite, frame, QualityContext(tables=others, now=env.now))
+    replay = QUARANTINE_ID in frame.columns  # quarantined rows again: table-level rules do not apply
+    result = evaluate(suite, frame, QualityContext(tables=others, now=env.now), rows_only=replay)
     metrics.update(
         suite=suite.name,
         quality_score=result.score(),
@@ -153,9 +155,13 @@ def run_load(
     frame: pl.DataFrame,
     watermarks: list[WatermarkUpdate],
     quarantine: list[pl.DataFrame] | None = None,
-    replayed: list[int] | None = None,
 ) -> StepOutput:
     engine = env.connections.engine(step.destination.warehouse or env.spec.warehouse)
+    replayed = None
+    if QUARANTINE_ID in frame.columns:  # a replay: these rows leave quarantine with this load
+        replayed = frame[QUARANTINE_ID].to_list()
+        frame = frame.drop(QUARANTINE_ID)
+        quarantine = [q.drop(QUARANTINE_ID, strict=False) for q in quarantine or []]
     rows = [
         row
         for batch in quarantine or []

@@ -324,10 +324,6 @@ def test_flights_draft_parses_and_pass_rates_come_from_evaluate(
     check_draft(flights_draft, flights)
 
 
-@pytest.mark.xfail(
-    reason="evaluate() counts 1 considered row for not_null (NotNull.considered() is pl.lit(True), whose "
-    "sum is 1), so GX's `success` is False for tailnum_not_null although 99.25% >= mostly 98.7%"
-)
 def test_flights_draft_gx_verdict_agrees_with_threshold(
     flights: pl.DataFrame, flights_draft: dict[str, Any]
 ) -> None:
