@@ -56,6 +56,9 @@ def test_demo_on_empty_home_loads_carrier_daily(tmp_path: Path, prefect_api: str
     assert table["claims_deidentified"][1] == "completed"
     assert table["vendor_prices"][1:4] == ["completed_with_warnings", "12", "9"]
     settings = Settings.from_env({"HEADWATER_HOME": str(home)})
+    clean = Store(settings.database_url).runs("flights_clean")[0]
+    assert clean["quality_score"] is not None and 0 < clean["quality_score"] < 100
+    assert clean["records_quarantined"] > 50_000
     assert_frame_equal(read_carrier_daily(settings.warehouse_url), expected)
     assert str(home / "warehouse.db") in proc.stdout
     # the report read back what flights_daily loaded

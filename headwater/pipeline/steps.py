@@ -132,6 +132,7 @@ def run_validate(
     metrics.update(
         suite=suite.name,
         quality_score=result.score(),
+        dimension_scores=result.dimension_scores(),
         failed_rules={r.rule.name: r.unexpected_count for r in result.results if not r.passed},
     )
     fatal = result.failed("fail")

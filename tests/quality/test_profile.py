@@ -32,6 +32,7 @@ from headwater.quality.profile import (
 )
 from headwater.quality.suite import load_suite, parse_suite
 from headwater.settings import Settings
+from tests.conftest import REPO
 from tests.flights_expected import raw_flights
 
 PROFILE_SECONDS_MAX = 3.0
@@ -457,3 +458,21 @@ def test_render_profile(flights_profiles: list[ColumnProfile]) -> None:
     assert "String" in tailnum and "code" in tailnum and "2,512" in tailnum and "0.75" in tailnum
     assert "A999AA 67.1%" in tailnum and "N725MQ (575)" in tailnum
     assert render_profile(profile(small_frame())).count("\n") == 2 + 13
+
+
+def test_cli_profile_writes_a_draft_that_validate_accepts(
+    hw_env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`headwater profile flights_clean:flights --suite draft.json`, then a pipeline using it validates."""
+    from headwater.cli import main
+
+    draft = tmp_path / "quality_suites" / "flights_draft.json"
+    draft.parent.mkdir()
+    assert main(["profile", "flights_clean:flights", "--suite", str(draft)]) == 0
+    out = capsys.readouterr().out
+    assert "tailnum" in out and "draft suite with" in out
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    spec = (REPO / "pipelines" / "flights_clean.yaml").read_text()
+    (folder / "flights_clean.yaml").write_text(spec.replace("flights_clean.json", "flights_draft.json"))
+    assert main(["validate", str(folder)]) == 0
