@@ -41,13 +41,15 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     problems = len(missing)
     for path in files:
         try:
-            loaded = load_pipeline(path)
+            loaded = load_pipeline(path, secrets_may_be_unset=True)
         except SpecError as exc:
             problems += len(exc.problems)
             for problem in exc.problems:
                 print(problem)
             continue
         print(f"ok  {path}  ({loaded.spec.name}: {len(loaded.spec.steps)} steps)")
+        for note in loaded.notes:
+            print(f"    note: {note}")
     if problems:
         print(f"\n{problems} problem(s) found")
     return 1 if problems else 0

@@ -241,3 +241,21 @@ def test_yaml_1_2_numbers_no_sexagesimal_or_octal(spec_dir: Path) -> None:
     loaded = load_pipeline(write(spec_dir, text), env={})
     ops = loaded.spec.steps[1].ops  # type: ignore[union-attr]
     assert ops[2] == {"constant": {"columns": {"batch": 10, "window": "10:30"}}}
+
+
+def test_validate_without_the_runs_secrets_notes_them(
+    spec_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI can validate specs without production secrets; a run cannot start without them."""
+    monkeypatch.delenv("CLEAN_API_TOKEN", raising=False)
+    text = GOOD.replace(
+        "  feed: {kind: file, path: data/vendor_prices.csv}",
+        "  feed: {kind: file, path: data/vendor_prices.csv}\n"
+        "  api: {kind: rest, url: 'http://127.0.0.1:9/x', auth: {token: '${CLEAN_API_TOKEN}'}}",
+    )
+    path = write(spec_dir, text)
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "note: " in out and "secret CLEAN_API_TOKEN is not set here; runs need it" in out
+    with pytest.raises(SpecError, match="environment variable CLEAN_API_TOKEN is not set"):
+        load_pipeline(path)

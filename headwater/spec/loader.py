@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,8 @@ class LoadedSpec:
     spec: PipelineSpec
     path: Path
     lines: dict[Path_, int]
+    notes: list[SpecProblem] = field(default_factory=list)
+    """Things validation could not check here (secrets not set in this environment)."""
 
     @property
     def base_dir(self) -> Path:
@@ -179,12 +181,19 @@ def interpolate(
     lines: Mapping[Path_, int],
     problems: list[SpecProblem],
     path: Path_ = (),
+    unset_secrets: list[SpecProblem] | None = None,
 ) -> Any:
-    """Replace ${VAR} and ${VAR:-default} in every string."""
+    """Replace ${VAR} and ${VAR:-default} in every string. With `unset_secrets` (validation without
+    the run's secrets), an unset secret stays a `${VAR}` reference and is noted there instead."""
     if isinstance(data, dict):
-        return {k: interpolate(v, env, file, lines, problems, (*path, str(k))) for k, v in data.items()}
+        return {
+            k: interpolate(v, env, file, lines, problems, (*path, str(k)), unset_secrets)
+            for k, v in data.items()
+        }
     if isinstance(data, list):
-        return [interpolate(v, env, file, lines, problems, (*path, i)) for i, v in enumerate(data)]
+        return [
+            interpolate(v, env, file, lines, problems, (*path, i), unset_secrets) for i, v in enumerate(data)
+        ]
     if not isinstance(data, str) or "${" not in data:
         return data
 
@@ -197,6 +206,17 @@ def interpolate(
         if default is not None and not secret:
             return default
         hint = f"export {name}=..." if secret else f"export {name}=... or give a default: ${{{name}:-value}}"
+        if secret and unset_secrets is not None:
+            unset_secrets.append(
+                SpecProblem(
+                    file,
+                    field_path(path),
+                    f"secret {name} is not set here; runs need it",
+                    hint,
+                    _nearest_line(lines, path),
+                )
+            )
+            return match.group(0)
         problems.append(
             SpecProblem(
                 file,
@@ -251,7 +271,9 @@ def _data_loc(data: Any, loc: Iterable[str | int]) -> Path_:
     return tuple(out)
 
 
-def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None) -> LoadedSpec:
+def parse_spec(
+    text: str, file: str, env: Mapping[str, str] | None = None, *, secrets_may_be_unset: bool = False
+) -> LoadedSpec:
     """Parse and validate one spec's text. Raises SpecError listing every problem found."""
     env = os.environ if env is None else env
     try:
@@ -288,18 +310,23 @@ def parse_spec(text: str, file: str, env: Mapping[str, str] | None = None) -> Lo
         )
     problems = [SpecProblem(file, field_path(d), "key given twice", "keep one", lines.get(d)) for d in dupes]
     problems += literal_secret_problems(data, file, lines)
-    resolved = interpolate(data, env, file, lines, problems)
+    notes: list[SpecProblem] | None = [] if secrets_may_be_unset else None
+    resolved = interpolate(data, env, file, lines, problems, unset_secrets=notes)
     if problems:
         raise SpecError(problems)
     try:
         spec = PipelineSpec.model_validate(resolved)
     except ValidationError as exc:
         raise SpecError(_pydantic_problems(exc, file, resolved, lines)) from None
-    return LoadedSpec(spec=spec, path=Path(file), lines=lines)
+    return LoadedSpec(spec=spec, path=Path(file), lines=lines, notes=notes or [])
 
 
 def load_pipeline(
-    path: str | Path, env: Mapping[str, str] | None = None, *, check: bool = True
+    path: str | Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    check: bool = True,
+    secrets_may_be_unset: bool = False,
 ) -> LoadedSpec:
     """Load one spec file; with `check`, also run the cross-field checks (graph, ops, cron, files)."""
     path = Path(path)
@@ -309,7 +336,7 @@ def load_pipeline(
         raise SpecError(
             [SpecProblem(str(path), "(file)", f"cannot read: {exc.strerror}", "check the path")]
         ) from exc
-    loaded = parse_spec(text, str(path), env)
+    loaded = parse_spec(text, str(path), env, secrets_may_be_unset=secrets_may_be_unset)
     if check:
         from headwater.spec.checks import check_spec
 

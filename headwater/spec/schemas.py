@@ -42,7 +42,7 @@ def schema_problems(loaded: LoadedSpec, order: list[str]) -> list[SpecProblem]:
             schemas[name] = None
             continue
         if isinstance(step, TransformStep):
-            if any(s is None for s in inputs):
+            if any(s is None for s in inputs) or "${" in repr(step.ops):  # a secret not set here
                 schemas[name] = None
                 continue
             ctx = OpContext(
