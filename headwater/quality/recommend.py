@@ -32,6 +32,12 @@ def remediation(result: RuleResult, frame: pl.DataFrame) -> str | None:
         failing = frame[index]
         rule_cols = set(result.rule.expectation.columns())
         n = failing.height
+        own = result.rule.expectation.columns()[:1]
+        if own and result.rule.type != "expect_column_values_to_not_be_null":
+            top = failing[own[0]].value_counts(sort=True).head(3)
+            distinct = failing[own[0]].n_unique()
+            examples = ", ".join(f"{v!r} ({c})" for v, c in top.iter_rows())
+            hints.append(f"{distinct} distinct failing value(s) of {own[0]}, most often {examples}")
         for col, dtype in frame.schema.items():
             if col in rule_cols:
                 continue
@@ -41,7 +47,7 @@ def remediation(result: RuleResult, frame: pl.DataFrame) -> str | None:
                     continue
                 value, count = counts.row(0)
                 share_all = (frame[col] == value).sum() / frame.height if value is not None else 0
-                if count / n >= 0.8 and share_all < 0.5 * count / n:
+                if count / n >= 0.5 and share_all * 2 <= count / n:  # most failures, twice its share
                     hints.append(
                         f"{count} of {n} failures have {col} = {value!r} ({share_all:.0%} of all rows)"
                     )
@@ -50,7 +56,7 @@ def remediation(result: RuleResult, frame: pl.DataFrame) -> str | None:
                 first_all: Any = frame[col].min()
                 if first_fail is not None and first_all is not None and first_fail > first_all:
                     hints.append(f"failures begin at {col} = {first_fail} (data starts {first_all})")
-        hints = hints[:2]
+        hints = hints[:3]
     fix = _FIX.get(result.rule.type)
     if fix:
         hints.append(fix)
