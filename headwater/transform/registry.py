@@ -83,11 +83,11 @@ class Op(BaseModel):
         empty = OpContext({k: pl.LazyFrame(schema=v.collect_schema()) for k, v in ctx.frames.items()})
         return self.apply(pl.LazyFrame(schema=schema), empty).collect_schema()
 
-    def lineage(self, schema: pl.Schema, ctx: OpContext) -> Lineage:
-        """Lineage of every output column."""
+    def lineage(self, schema: pl.Schema, ctx: OpContext, output: pl.Schema | None = None) -> Lineage:
+        """Lineage of every output column (`output`: the output schema, when already known)."""
         declared = self.produces(schema, ctx)
         out: Lineage = {}
-        for column in self.output_schema(schema, ctx):
+        for column in output if output is not None else self.output_schema(schema, ctx):
             if column in declared:
                 out[column] = declared[column]
             elif column in schema:
@@ -198,8 +198,9 @@ def chain_lineage(
     for position, op in enumerate(ops):
         label = f"{prefix}.{op.name}#{position + 1}" if prefix else f"{op.name}#{position + 1}"
         try:
-            current = compose(current, op.lineage(schema, ctx), label)
-            schema = op.output_schema(schema, ctx)
+            output = op.output_schema(schema, ctx)
+            current = compose(current, op.lineage(schema, ctx, output), label)
+            schema = output
         except (pl.exceptions.PolarsError, KeyError, ValueError, TypeError) as exc:
             raise OpSchemaError(position, op.name, exc, list(schema)) from exc
     return current, schema
