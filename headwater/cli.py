@@ -107,6 +107,8 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
             "records_loaded",
             "records_inserted",
             "records_updated",
+            "records_quarantined",
+            "quality_score",
             "retry_count",
             "peak_memory_mb",
             "cpu_seconds",
@@ -133,6 +135,20 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
         print(
             table(step_rows, ["step", "type", "status", "attempts", "in", "out", "time", "peak MB", "error"])
         )
+        checks = [
+            (
+                c["rule_name"],
+                c["action"],
+                c["records_failed"],
+                f"{c['pass_rate']:.2f}",
+                "yes" if c["success"] else "NO",
+                (c["remediation"] or "")[:70],
+            )
+            for c in store.quality_checks(args.run)
+        ]
+        if checks:
+            print()
+            print(table(checks, ["rule", "action", "failed", "pass %", "passed", "hint"]))
         return 0
     runs = store.runs(args.pipeline, args.limit)
     rows = [
@@ -147,6 +163,8 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
             r["records_loaded"],
             r["records_inserted"],
             r["records_updated"],
+            r["records_quarantined"] or "",
+            "" if r["quality_score"] is None else f"{r['quality_score']:.1f}",
             r["retry_count"],
             (r["failed_step"] or "") and f"{r['failed_step']}: {r['error_type']}",
         )
@@ -166,6 +184,8 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
                 "loaded",
                 "inserted",
                 "updated",
+                "quarantined",
+                "score",
                 "retries",
                 "failure",
             ],
