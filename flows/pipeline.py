@@ -15,6 +15,7 @@ from headwater.pipeline import PipelineRun
 from headwater.settings import Settings
 from headwater.spec.loader import find_pipeline
 from headwater.store import Store
+from tasks.alerts import notify_alerts
 from tasks.steps import step_task
 
 
@@ -124,6 +125,7 @@ def pipeline_flow(
         summary.records_inserted,
         summary.records_updated,
     )
+    notify_alerts(run.run_id, run.flow_run_id, settings, connections.secrets)
     if summary.status == "failed":
         raise PipelineRunFailed(pipeline, result)
     return result

@@ -392,6 +392,60 @@ def _profile_target(target: str, settings: Settings) -> tuple[str, Any]:
         engine.dispose()
 
 
+def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+    from datetime import UTC, datetime, timedelta
+
+    from headwater.alerting import AlertEngine, load_channels, load_rules
+    from headwater.store import Store
+
+    if settings.alerts_dir is None:
+        print("HEADWATER_ALERTS is not set: point it at the folder with channels.yaml and rules.yaml")
+        return 1
+    channels = load_channels(settings.alerts_dir / "channels.yaml")
+    engine = AlertEngine(
+        Store(settings.database_url).migrate().engine,
+        channels,
+        load_rules(settings.alerts_dir / "rules.yaml", channels),
+    )
+    now, who = datetime.now(UTC), args.by or getpass.getuser()
+    if args.action == "ack":
+        engine.ack(args.id, who, now)
+        print(f"alert {args.id} acknowledged by {who}: escalation stops")
+    elif args.action == "resolve":
+        sent = engine.resolve(args.id, who, now)
+        print(f"alert {args.id} resolved by {who}; {len(sent)} message(s)")
+    elif args.action == "silence":
+        matchers = dict(m.split("=", 1) for m in args.match)
+        silence = engine.silence(matchers, now + timedelta(hours=args.hours), who, now, args.reason or "")
+        print(f"silence {silence.id} on {matchers} until {silence.expires_at:%Y-%m-%d %H:%M} UTC")
+    elif args.action == "tick":
+        sent = engine.tick(now)
+        print(f"{len(sent)} message(s) from escalations and released holds")
+    else:
+        rows = [
+            (
+                r["id"],
+                r["pipeline_name"],
+                r["rule_name"],
+                r["severity"],
+                r["status"],
+                r["occurrences"],
+                r["level"],
+                f"{r['opened_at']:%Y-%m-%d %H:%M}",
+            )
+            for r in engine.history(args.pipeline)
+            if args.action == "history" or r["status"] in ("open", "acknowledged")
+        ]
+        print(table(rows, ["id", "pipeline", "rule", "severity", "status", "seen", "level", "opened (UTC)"]))
+        if args.action == "history":
+            m = engine.mtta_mttr(args.pipeline)
+            mtta = "-" if m.mtta_seconds is None else f"{m.mtta_seconds / 60:.1f} min"
+            mttr = "-" if m.mttr_seconds is None else f"{m.mttr_seconds / 60:.1f} min"
+            print(f"\nMTTA {mtta} ({m.acknowledged} acknowledged), MTTR {mttr} ({m.resolved} resolved)")
+    return 0
+
+
 def cmd_transforms(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.transform import docs
 
@@ -434,6 +488,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="pipeline:source, a data file, or a warehouse table")
     p.add_argument("--suite", help="write a draft quality suite (GX JSON) to this path")
     p.set_defaults(func=cmd_profile)
+    p = sub.add_parser("alerts", help="alert instances: list, history, ack, resolve, silence, tick")
+    p.add_argument("action", choices=["list", "history", "ack", "resolve", "silence", "tick"])
+    p.add_argument("id", nargs="?", type=int, help="with ack/resolve: the alert's id")
+    p.add_argument("--pipeline")
+    p.add_argument("--by", help="who acts (default: the login name)")
+    p.add_argument("--match", action="append", default=[], help="with silence: pipeline=, rule= or severity=")
+    p.add_argument("--hours", type=float, default=4.0, help="with silence: how long")
+    p.add_argument("--reason")
+    p.set_defaults(func=cmd_alerts)
     p = sub.add_parser("transforms", help="list the transform ops")
     p.add_argument("--markdown", action="store_true", help="print the full reference (docs/transforms.md)")
     p.set_defaults(func=cmd_transforms)

@@ -23,6 +23,10 @@ class Settings:
     """HEADWATER_WAREHOUSE_URL: the default warehouse for specs that name none (default sqlite)."""
     pipelines_dir: Path
     """HEADWATER_PIPELINES: the folder of pipeline specs (default ./pipelines)."""
+    alerts_dir: Path | None = None
+    """HEADWATER_ALERTS: the folder with channels.yaml and rules.yaml; unset, no alerts are sent."""
+    console_url: str | None = None
+    """HEADWATER_CONSOLE_URL: where the console is served, for links in alerts."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -33,6 +37,10 @@ class Settings:
             database_url=env.get("HEADWATER_DATABASE_URL") or f"sqlite:///{home / 'headwater.db'}",
             warehouse_url=env.get("HEADWATER_WAREHOUSE_URL") or f"sqlite:///{home / 'warehouse.db'}",
             pipelines_dir=Path(env.get("HEADWATER_PIPELINES") or "pipelines").expanduser().resolve(),
+            alerts_dir=Path(env["HEADWATER_ALERTS"]).expanduser().resolve()
+            if env.get("HEADWATER_ALERTS")
+            else None,
+            console_url=env.get("HEADWATER_CONSOLE_URL") or None,
         )
 
     def ensure_home(self) -> None:

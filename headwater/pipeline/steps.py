@@ -18,6 +18,7 @@ from headwater.load.quarantine import COLUMNS as QUARANTINE_COLUMNS
 from headwater.load.quarantine import RULES as QUARANTINE_RULES
 from headwater.load.quarantine import QuarantineBatch, quarantine_rows
 from headwater.pipeline.replay import QUARANTINE_ID
+from headwater.redact import redact
 from headwater.spec.models import (
     ExtractStep,
     LoadStep,
@@ -95,7 +96,7 @@ def run_transform(
     try:
         out, counters = run_ops(primary.lazy(), ops, ctx)
     except pl.exceptions.PolarsError as exc:
-        first = str(exc).strip().splitlines()[0]
+        first = redact(str(exc).strip().splitlines()[0])  # Polars quotes the failing values: row data
         raise PermanentError(
             f"step {step.name}: {type(exc).__name__}: {first}",
             hint="check the column names and types the ops use against the step's input "

@@ -20,7 +20,7 @@ ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 SECRET_KEY = re.compile(
     r"(?i)(password|passwd|secret|token|api[_-]?key|credential|authorization|salt|pepper)"
 )
-URL_PASSWORD = re.compile(r"://[^/:@\s]*:([^@\s]+)@")
+URL_PASSWORD = re.compile(r"://[^/:@\s?#]*:([^@\s/?#]+)@")
 Path_ = tuple[str | int, ...]
 
 

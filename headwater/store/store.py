@@ -434,6 +434,20 @@ class Store:
                     ],
                 )
 
+    def last_loads(self) -> list[dict[str, Any]]:
+        """Each destination table with when a completed run last loaded it."""
+        stmt = (
+            sa.select(
+                data_destinations.c.table_name,
+                sa.func.max(pipeline_executions.c.ended_at).label("last_loaded"),
+            )
+            .join(pipeline_executions, pipeline_executions.c.pipeline_id == data_destinations.c.pipeline_id)
+            .where(pipeline_executions.c.status.in_(("completed", "completed_with_warnings")))
+            .group_by(data_destinations.c.table_name)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
     def quality_checks(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(

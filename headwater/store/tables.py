@@ -212,3 +212,79 @@ data_quality_checks = sa.Table(
     sa.Index("ix_data_quality_checks_execution", "execution_id"),
     sa.Index("ix_data_quality_checks_pipeline_rule", "pipeline_name", "rule_name", "checked_at"),
 )
+
+# ------------------------------------------------------------ alerting (headwater.alerting)
+
+pipeline_alerts = sa.Table(
+    "pipeline_alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("pipeline_name", sa.String(200)),
+    sa.Column("severity", sa.String(20), nullable=False),
+    sa.Column("condition", sa.JSON, nullable=False),
+    sa.Column("channels", sa.JSON, nullable=False),
+    sa.Column("escalation", sa.JSON),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+alert_instances = sa.Table(
+    "alert_instances",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    # = fingerprint while open/acknowledged/suppressed, NULL after: one active instance per fingerprint
+    sa.Column("active_fingerprint", sa.String(64), unique=True),
+    sa.Column("rule_name", sa.String(200), nullable=False),
+    sa.Column("pipeline_name", sa.String(200), nullable=False),
+    sa.Column("severity", sa.String(20), nullable=False),
+    sa.Column("condition_key", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("first_run_id", sa.String(36), nullable=False),
+    sa.Column("last_run_id", sa.String(36), nullable=False),
+    sa.Column("occurrences", sa.Integer, nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("opened_at", TS, nullable=False),
+    sa.Column("last_seen_at", TS, nullable=False),
+    sa.Column("next_escalation_at", TS),
+    sa.Column("acknowledged_at", TS),
+    sa.Column("acknowledged_by", sa.String(200)),
+    sa.Column("resolved_at", TS),
+    sa.Column("resolved_by", sa.String(200)),
+    sa.Column("resolved_run_id", sa.String(36)),
+    sa.Index("ix_alert_instances_fingerprint_status", "fingerprint", "status"),
+    sa.Index("ix_alert_instances_pipeline_opened", "pipeline_name", "opened_at"),
+)
+
+alert_deliveries = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("instance_ids", sa.JSON, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("channel", sa.String(200), nullable=False),
+    sa.Column("run_id", sa.String(36)),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("sent_at", TS),
+    sa.Index("ix_alert_deliveries_status", "status"),
+)
+
+alert_silences = sa.Table(
+    "alert_silences",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("matchers", sa.JSON, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+    sa.Column("ended_at", TS),
+)

@@ -1,0 +1,152 @@
+"""Alert conditions: typed, combinable with all/any, evaluated against RunFacts at a given time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from headwater.alerting.facts import RunFacts
+
+
+class _Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        """What fired, in words; empty when the condition does not hold."""
+        raise NotImplementedError
+
+    def key(self) -> str:
+        """A canonical text of the condition (part of an alert's fingerprint)."""
+        raise NotImplementedError
+
+
+class RunFailed(_Condition):
+    run_failed: Literal[True] = Field(description="fires when the run failed or crashed")
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        if not facts.failed:
+            return []
+        where = f" in step {facts.failed_step}" if facts.failed_step else ""
+        what = f"{facts.error_type}: {facts.error_message}" if facts.error_type else facts.error_message
+        return [f"run {facts.status}{where}" + (f" — {what}" if what else "")]
+
+    def key(self) -> str:
+        return "run_failed"
+
+
+class DurationOver(_Condition):
+    duration_over_seconds: float = Field(gt=0, description="fires when the run took longer than this")
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        d = facts.duration_seconds
+        if d is None or d <= self.duration_over_seconds:
+            return []
+        return [f"run took {d:.0f} s (limit {self.duration_over_seconds:.0f} s)"]
+
+    def key(self) -> str:
+        return f"duration_over_seconds:{self.duration_over_seconds:g}"
+
+
+class QualityBelow(_Condition):
+    quality_score_below: float = Field(description="fires when the run's quality score is below this")
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        s = facts.quality_score
+        if s is None or s >= self.quality_score_below:
+            return []
+        return [f"quality score {s:g} is below {self.quality_score_below:g}"]
+
+    def key(self) -> str:
+        return f"quality_score_below:{self.quality_score_below:g}"
+
+
+class QualityRuleFailing(_Condition):
+    quality_rule_failing: str = Field(min_length=1, description="fires when this named quality rule fails")
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        if self.quality_rule_failing not in facts.failed_rules:
+            return []
+        n = facts.failed_rules[self.quality_rule_failing]
+        return [f"quality rule {self.quality_rule_failing} failed ({n} rows)"]
+
+    def key(self) -> str:
+        return f"quality_rule_failing:{self.quality_rule_failing}"
+
+
+class QuarantineRateOver(_Condition):
+    quarantine_rate_over: float = Field(ge=0, le=1, description="fires above this share of rows quarantined")
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        rate = facts.quarantine_rate
+        if rate <= self.quarantine_rate_over:
+            return []
+        limit = self.quarantine_rate_over
+        return [f"{facts.records_quarantined} rows quarantined ({rate:.1%}, limit {limit:.1%})"]
+
+    def key(self) -> str:
+        return f"quarantine_rate_over:{self.quarantine_rate_over:g}"
+
+
+class AnomalyDetected(_Condition):
+    anomaly_detected: Literal[True] = Field(description="fires when the run reports an anomaly")
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        return [f"anomaly: {a}" for a in facts.anomalies]
+
+    def key(self) -> str:
+        return "anomaly_detected"
+
+
+class Stale(_Condition):
+    table: str = Field(min_length=1, description="the table that must be loaded regularly")
+    not_loaded_for_hours: float = Field(gt=0, description="fires when the table is older than this")
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        last = facts.last_loaded.get(self.table)
+        if last is None:
+            return [f"table {self.table} has never been loaded"]
+        hours = (now - last).total_seconds() / 3600
+        if hours <= self.not_loaded_for_hours:
+            return []
+        return [f"table {self.table} not loaded for {hours:.1f} h (limit {self.not_loaded_for_hours:g} h)"]
+
+    def key(self) -> str:
+        return f"stale:{self.table}:{self.not_loaded_for_hours:g}"
+
+
+class AllOf(_Condition):
+    all: list[Condition] = Field(min_length=1, description="fires when every condition holds")
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        parts = [c.fired(facts, now) for c in self.all]
+        return [p for part in parts for p in part] if all(parts) else []
+
+    def key(self) -> str:
+        return "all(" + ",".join(c.key() for c in self.all) + ")"
+
+
+class AnyOf(_Condition):
+    any: list[Condition] = Field(min_length=1, description="fires when at least one condition holds")
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        return [p for c in self.any for p in c.fired(facts, now)]
+
+    def key(self) -> str:
+        return "any(" + ",".join(c.key() for c in self.any) + ")"
+
+
+Condition = (
+    RunFailed
+    | DurationOver
+    | QualityBelow
+    | QualityRuleFailing
+    | QuarantineRateOver
+    | AnomalyDetected
+    | Stale
+    | AllOf
+    | AnyOf
+)
+AllOf.model_rebuild()
+AnyOf.model_rebuild()
