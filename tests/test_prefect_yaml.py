@@ -20,7 +20,9 @@ from headwater.spec.loader import load_pipelines
 from tests.conftest import EXAMPLES, REPO
 
 CONFIG = yaml.safe_load((REPO / "prefect.yaml").read_text())
-DEPLOYMENTS: list[dict[str, Any]] = CONFIG["deployments"]
+SERVICE_FLOWS = {"quality_monitor"}  # deployments that are not pipelines
+ALL_DEPLOYMENTS: list[dict[str, Any]] = CONFIG["deployments"]
+DEPLOYMENTS = [d for d in ALL_DEPLOYMENTS if d["name"] not in SERVICE_FLOWS]
 
 
 def unknown(keys: set[str], model: type) -> set[str]:
@@ -75,6 +77,17 @@ def test_every_pipeline_has_a_deployment_and_flow() -> None:
     assert {d["name"] for d in DEPLOYMENTS} == set(specs)
     for name in specs:
         assert getattr(module, name).name == name
+
+
+def test_quality_monitor_deployment() -> None:
+    (monitor,) = [d for d in ALL_DEPLOYMENTS if d["name"] == "quality_monitor"]
+    assert unknown(set(monitor), DeploymentConfig) == set()
+    flow = load_flow_from_entrypoint(str(REPO / monitor["entrypoint"]))
+    assert flow.name == "quality_monitor"
+    flow.validate_parameters(monitor["parameters"])
+    (schedule,) = monitor["schedules"]
+    assert unknown(set(schedule), RawScheduleConfig) == set()
+    assert RawScheduleConfig.model_validate(schedule).interval is not None
 
 
 def test_a_misspelt_key_is_caught() -> None:
