@@ -76,7 +76,7 @@ class InSet(ColumnMap):
     def failing(self, schema: pl.Schema, ctx: QualityContext) -> pl.Expr:
         col = pl.col(self.column)
         return pl.when(col.is_not_null()).then(
-            ~col.is_in(pl.lit(pl.Series(self.value_set)), nulls_equal=False)
+            ~col.is_in(pl.Series(self.value_set).implode(), nulls_equal=False)
         )
 
 
@@ -89,7 +89,7 @@ class NotInSet(ColumnMap):
     def failing(self, schema: pl.Schema, ctx: QualityContext) -> pl.Expr:
         col = pl.col(self.column)
         return pl.when(col.is_not_null()).then(
-            col.is_in(pl.lit(pl.Series(self.value_set)), nulls_equal=False)
+            col.is_in(pl.Series(self.value_set).implode(), nulls_equal=False)
         )
 
 

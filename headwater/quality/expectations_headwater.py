@@ -63,7 +63,9 @@ class InTable(ColumnMap):
 
     def failing(self, schema: pl.Schema, ctx: QualityContext) -> pl.Expr:
         col = pl.col(self.column)
-        return pl.when(col.is_not_null()).then(~col.is_in(pl.lit(self.keys(schema, ctx)), nulls_equal=False))
+        return pl.when(col.is_not_null()).then(
+            ~col.is_in(self.keys(schema, ctx).implode(), nulls_equal=False)
+        )
 
 
 @register
