@@ -282,18 +282,13 @@ def _warehouse_engines(pipeline: str, settings: Settings, pipelines_dir: str | N
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from headwater.load.quarantine import read_quarantined
+    from headwater.load.quarantine import count_quarantined, read_quarantined
 
+    engines = _warehouse_engines(args.pipeline, settings, args.pipelines)
     if args.action == "replay":
-        before = {
-            t: len(read_quarantined(e, args.pipeline, t))
-            for t, e in _warehouse_engines(args.pipeline, settings, args.pipelines).items()
-        }
+        before = {t: count_quarantined(e, args.pipeline, t) for t, e in engines.items()}
         result = _run_flow(args.pipeline, Path(args.pipelines or settings.pipelines_dir), None, replay=True)
-        after = {
-            t: len(read_quarantined(e, args.pipeline, t))
-            for t, e in _warehouse_engines(args.pipeline, settings, args.pipelines).items()
-        }
+        after = {t: count_quarantined(e, args.pipeline, t) for t, e in engines.items()}
         _print_summary(result)
         for target, count in before.items():
             moved = count - after[target]
@@ -304,7 +299,7 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
         return 1 if result["status"] == "failed" else 0
     records = [
         r
-        for target, engine in _warehouse_engines(args.pipeline, settings, args.pipelines).items()
+        for target, engine in engines.items()
         for r in read_quarantined(engine, args.pipeline, target, status=None if args.all else "quarantined")
     ]
     if args.action == "show":

@@ -134,6 +134,7 @@ def features_from_store(
 ) -> pl.DataFrame:
     """The feature frame of `pipeline`'s last `limit` runs, read from the store."""
     runs = store.runs(pipeline, limit=limit)
-    checks = [c for r in runs for c in store.quality_checks(r["id"])]
-    steps = [s for r in runs for s in store.steps(r["id"])]
+    ids = [r["id"] for r in runs]
+    checks = store.quality_checks_of(ids)  # two queries, not two per run: this runs after every run
+    steps = store.steps_of(ids)
     return run_features(runs, checks, steps, table=table)

@@ -137,6 +137,24 @@ def mark_replayed(conn: sa.Connection, ids: list[int], run_id: str) -> int:
     return int(done)
 
 
+def count_quarantined(engine: sa.Engine, pipeline: str, target: str) -> int:
+    """Rows of `target` still waiting in quarantine."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(QUARANTINE):
+            return 0
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(quarantine)
+                .where(
+                    quarantine.c.pipeline == pipeline,
+                    quarantine.c.target_table == target,
+                    quarantine.c.status == "quarantined",
+                )
+            ).scalar_one()
+        )
+
+
 def read_quarantined(
     engine: sa.Engine, pipeline: str, target: str | None = None, status: str | None = "quarantined"
 ) -> list[dict[str, Any]]:

@@ -111,13 +111,14 @@ class PipelineRun:
             if isinstance(s, LoadStep)
         }
         inputs = replay_inputs(self.loaded, engines)
+        skipped = skipped_for_replay(self.loaded, set(inputs))
         for name in self.order:
             if name in inputs:
                 self.results[name] = StepResult("completed", inputs[name], records_in=inputs[name].height)
                 self.store.step_skipped(
                     self.run_id, name, f"replay: {inputs[name].height} quarantined row(s)"
                 )
-            elif name in skipped_for_replay(self.loaded, set(inputs)):
+            elif name in skipped:
                 self.results[name] = StepResult("skipped")
                 self.store.step_skipped(self.run_id, name, "replay: not needed")
 

@@ -448,6 +448,26 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
+    def quality_checks_of(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """The checks of many runs in one query."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(data_quality_checks)
+                .where(data_quality_checks.c.execution_id.in_(run_ids))
+                .order_by(data_quality_checks.c.id)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def steps_of(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """The steps of many runs in one query."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(step_executions)
+                .where(step_executions.c.execution_id.in_(run_ids))
+                .order_by(step_executions.c.id)
+            )
+            return [dict(r._mapping) for r in rows]
+
     def quality_checks(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(

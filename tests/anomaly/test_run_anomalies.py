@@ -39,8 +39,8 @@ def add_run(store: Store, i: int, rows: int, start: datetime) -> str:
     return run_id
 
 
-def test_sixty_percent_drop_is_flagged_and_normal_runs_are_not(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 's.db'}").migrate()
+def seed_history(store: Store, runs: int) -> tuple[datetime, list[str]]:
+    """A pipeline `daily_sync` with `runs` normal daily runs (rows ~10,000, small noise)."""
     now = datetime(2026, 1, 1, 6, tzinfo=UTC)
     with store.writer.begin() as conn:
         conn.execute(
@@ -56,7 +56,12 @@ def test_sixty_percent_drop_is_flagged_and_normal_runs_are_not(tmp_path: Path) -
                 updated_at=now,
             )
         )
-    ids = [add_run(store, i, 10_000 + (i * 37) % 400, now + timedelta(days=i)) for i in range(30)]
+    return now, [add_run(store, i, 10_000 + (i * 37) % 400, now + timedelta(days=i)) for i in range(runs)]
+
+
+def test_sixty_percent_drop_is_flagged_and_normal_runs_are_not(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}").migrate()
+    now, ids = seed_history(store, 30)
     assert all(anomalies(store, "daily_sync", run_id) == [] for run_id in ids[20:])
     dropped = add_run(store, 30, 4_000, now + timedelta(days=30))
     (explanation,) = anomalies(store, "daily_sync", dropped)
