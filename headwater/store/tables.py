@@ -104,11 +104,13 @@ pipeline_executions = sa.Table(
     sa.Column("failed_step", sa.String(200)),
     sa.Column("retry_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("warnings", sa.JSON, nullable=False),
+    sa.Column("parameters", sa.JSON),
     sa.Column("hostname", sa.String(255), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("process_started_at", sa.Float, nullable=False),
     sa.Index("ix_pipeline_executions_pipeline_started", "pipeline_name", "started_at"),
     sa.Index("ix_pipeline_executions_status", "status"),
+    sa.Index("ix_pipeline_executions_started", "started_at"),
 )
 
 step_executions = sa.Table(
@@ -211,6 +213,7 @@ data_quality_checks = sa.Table(
     sa.Column("checked_at", TS, nullable=False),
     sa.Index("ix_data_quality_checks_execution", "execution_id"),
     sa.Index("ix_data_quality_checks_pipeline_rule", "pipeline_name", "rule_name", "checked_at"),
+    sa.Index("ix_data_quality_checks_checked", "checked_at"),
 )
 
 # ------------------------------------------------------------ alerting (headwater.alerting)
@@ -287,4 +290,66 @@ alert_silences = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("expires_at", TS, nullable=False),
     sa.Column("ended_at", TS),
+)
+
+# ------------------------------------------------------------ console access (headwater.access)
+
+console_users = sa.Table(
+    "console_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(100), nullable=False, unique=True),
+    sa.Column("role", sa.String(30), nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", TS),
+    sa.Column("last_login_at", TS),
+    sa.Column("password_changed_at", TS, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    # sha256 of the token the browser holds: the token itself is never stored
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "user_id", sa.Integer, sa.ForeignKey("console_users.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("last_seen_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+    sa.Column("ended_at", TS),
+    sa.Column("end_reason", sa.String(30)),
+    sa.Index("ix_console_sessions_user", "user_id"),
+)
+
+console_settings = sa.Table(
+    "console_settings",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("updated_by", sa.String(100), nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("username", sa.String(100)),
+    sa.Column("role", sa.String(30)),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("target", sa.Text),
+    sa.Column("parameters", sa.JSON),
+    # ok | denied | failed
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("detail", sa.Text),
+    # console | cli
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_user_at", "username", "at"),
 )
