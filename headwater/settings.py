@@ -27,6 +27,10 @@ class Settings:
     """HEADWATER_ALERTS: the folder with channels.yaml and rules.yaml; unset, no alerts are sent."""
     console_url: str | None = None
     """HEADWATER_CONSOLE_URL: where the console is served, for links in alerts."""
+    redis_url: str | None = None
+    """HEADWATER_REDIS_URL: the Redis that carries stream events (unset: streams are off)."""
+    prefect_api_url: str | None = None
+    """PREFECT_API_URL: the Prefect server runs report to (unset: a temporary API per process)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -41,6 +45,8 @@ class Settings:
             if env.get("HEADWATER_ALERTS")
             else None,
             console_url=env.get("HEADWATER_CONSOLE_URL") or None,
+            redis_url=env.get("HEADWATER_REDIS_URL") or None,
+            prefect_api_url=env.get("PREFECT_API_URL") or None,
         )
 
     def ensure_home(self) -> None:

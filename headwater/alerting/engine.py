@@ -235,16 +235,7 @@ class AlertEngine:
             )
 
     def silences(self, now: datetime) -> list[Silence]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(alert_silences).where(
-                    alert_silences.c.ended_at.is_(None), alert_silences.c.expires_at > now
-                )
-            ).all()
-        return [
-            Silence(r.id, r.matchers, r.reason, r.created_by, aware(r.created_at), aware(r.expires_at))  # type: ignore[arg-type]
-            for r in rows
-        ]
+        return active_silences(self.engine, now)
 
     # ------------------------------------------------------------ time
 
@@ -309,36 +300,15 @@ class AlertEngine:
         self, pipeline: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> list[dict[str, Any]]:
         """Alert instances, newest first."""
-        query = sa.select(alert_instances).order_by(
-            alert_instances.c.opened_at.desc(), alert_instances.c.id.desc()
-        )
-        if pipeline is not None:
-            query = query.where(alert_instances.c.pipeline_name == pipeline)
-        if since is not None:
-            query = query.where(alert_instances.c.opened_at >= since)
-        if until is not None:
-            query = query.where(alert_instances.c.opened_at < until)
-        with self.engine.connect() as conn:
-            return [as_dict(r) for r in conn.execute(query)]
+        return history(self.engine, pipeline, since, until)
 
     def mtta_mttr(
         self, pipeline: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> MttaMttr:
-        rows = self.history(pipeline, since, until)
-        acks = [(r["acknowledged_at"] - r["opened_at"]).total_seconds() for r in rows if r["acknowledged_at"]]
-        fixes = [(r["resolved_at"] - r["opened_at"]).total_seconds() for r in rows if r["resolved_at"]]
-        return MttaMttr(
-            sum(acks) / len(acks) if acks else None,
-            sum(fixes) / len(fixes) if fixes else None,
-            len(acks),
-            len(fixes),
-        )
+        return mtta_mttr(self.history(pipeline, since, until))
 
     def deliveries(self, instance_id: int | None = None) -> list[Delivery]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(alert_deliveries).order_by(alert_deliveries.c.id)).all()
-        out = [as_delivery(r) for r in rows]
-        return [d for d in out if instance_id is None or instance_id in d.instance_ids]
+        return deliveries(self.engine, instance_id)
 
     # ------------------------------------------------------------ internals
 
@@ -476,3 +446,61 @@ class AlertEngine:
                 )
             out.append(as_delivery(plan))
         return out, failures
+
+
+# ------------------------------------------------------------ reads that need no channels or rules
+
+
+def history(
+    engine: sa.Engine,
+    pipeline: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    statuses: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Alert instances, newest first."""
+    query = sa.select(alert_instances).order_by(
+        alert_instances.c.opened_at.desc(), alert_instances.c.id.desc()
+    )
+    if pipeline is not None:
+        query = query.where(alert_instances.c.pipeline_name == pipeline)
+    if since is not None:
+        query = query.where(alert_instances.c.opened_at >= since)
+    if until is not None:
+        query = query.where(alert_instances.c.opened_at < until)
+    if statuses:
+        query = query.where(alert_instances.c.status.in_(statuses))
+    with engine.connect() as conn:
+        return [as_dict(r) for r in conn.execute(query)]
+
+
+def mtta_mttr(rows: Sequence[Mapping[str, Any]]) -> MttaMttr:
+    """Over alert instances as `history` gives them."""
+    acks = [(r["acknowledged_at"] - r["opened_at"]).total_seconds() for r in rows if r["acknowledged_at"]]
+    fixes = [(r["resolved_at"] - r["opened_at"]).total_seconds() for r in rows if r["resolved_at"]]
+    return MttaMttr(
+        sum(acks) / len(acks) if acks else None,
+        sum(fixes) / len(fixes) if fixes else None,
+        len(acks),
+        len(fixes),
+    )
+
+
+def deliveries(engine: sa.Engine, instance_id: int | None = None) -> list[Delivery]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(alert_deliveries).order_by(alert_deliveries.c.id)).all()
+    out = [as_delivery(r) for r in rows]
+    return [d for d in out if instance_id is None or instance_id in d.instance_ids]
+
+
+def active_silences(engine: sa.Engine, now: datetime) -> list[Silence]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(alert_silences).where(
+                alert_silences.c.ended_at.is_(None), alert_silences.c.expires_at > now
+            )
+        ).all()
+    return [
+        Silence(r.id, r.matchers, r.reason, r.created_by, aware(r.created_at), aware(r.expires_at))  # type: ignore[arg-type]
+        for r in rows
+    ]

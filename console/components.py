@@ -1,0 +1,138 @@
+"""Shared pieces of the pages: formatting, status badges, charts, the role gate on buttons, and
+running an action with its outcome shown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from headwater.access import AccessDenied, Action, Principal, allowed
+from headwater.access.roles import roles_allowed
+from headwater.errors import HeadwaterError
+
+T = TypeVar("T")
+USER = "hw_user"
+
+STATUS_ICON = {
+    "completed": "🟢",
+    "completed_with_warnings": "🟡",
+    "running": "🔵",
+    "failed": "🔴",
+    "crashed": "🟣",
+    "pending": "⚪",
+    "skipped": "⚪",
+    "retrying": "🟠",
+}
+STATUS_COLOR = {
+    "completed": "#2e9e5b",
+    "completed_with_warnings": "#d4a72c",
+    "running": "#3a7bd5",
+    "failed": "#d64545",
+    "crashed": "#8e44ad",
+    "pending": "#9aa5b1",
+    "skipped": "#9aa5b1",
+    "retrying": "#e67e22",
+}
+HEALTH_ICON = {"ok": "✅", "down": "❌", "not_configured": "➖"}
+SEVERITY_ICON = {"critical": "🔴", "error": "🟠", "warning": "🟡", "info": "🔵"}
+
+
+def who() -> Principal:
+    """The signed-in user (the router has checked the session this run)."""
+    return st.session_state[USER]  # type: ignore[no-any-return]
+
+
+def can(action: Action) -> bool:
+    return allowed(who().role, action)
+
+
+def needs(action: Action) -> str:
+    """Help text on a button the user's role does not allow."""
+    return f"Needs the role {' or '.join(roles_allowed(action))}; you are {who().role}."
+
+
+def act(work: Callable[[], T], done: Callable[[T], str]) -> T | None:
+    """Run an action; show what happened. The domain checks the role and audits either way."""
+    from console import data
+
+    try:
+        result = work()
+    except AccessDenied as exc:
+        st.error(f"Not allowed: {exc}", icon="🚫")
+        return None
+    except HeadwaterError as exc:
+        st.error(str(exc), icon="⚠️")
+        return None
+    data.refresh()
+    st.success(done(result), icon="✅")
+    return result
+
+
+def status(value: str | None) -> str:
+    return f"{STATUS_ICON.get(value or '', '⚪')} {value}" if value else "—"
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 60:
+        return f"{value:.1f} s"
+    if value < 3600:
+        return f"{value / 60:.1f} min"
+    return f"{value / 3600:.1f} h"
+
+
+def number(value: Any) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}%"
+
+
+def when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def ago(value: datetime | None, now: datetime | None = None) -> str:
+    if value is None:
+        return "never"
+    now = now or datetime.now(UTC)
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    delta = (now - aware).total_seconds()
+    future = delta < 0
+    delta = abs(delta)
+    if delta < 90:
+        text = f"{delta:.0f} s"
+    elif delta < 5400:
+        text = f"{delta / 60:.0f} min"
+    elif delta < 172800:
+        text = f"{delta / 3600:.0f} h"
+    else:
+        text = f"{delta / 86400:.0f} days"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def short(run_id: str | None) -> str:
+    return (run_id or "")[:8]
+
+
+def plotly(fig: Any, key: str, **kwargs: Any) -> Any:
+    """A Plotly chart in the house look, full width."""
+    fig.update_layout(
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.2},
+        font={"size": 12},
+    )
+    return st.plotly_chart(fig, key=key, width="stretch", **kwargs)
+
+
+def empty(message: str) -> None:
+    st.info(message, icon="ℹ️")

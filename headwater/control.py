@@ -1,0 +1,152 @@
+"""Starting and pausing pipelines on behalf of a person. An `Orchestrator` does it: through a
+Prefect server (flows/control.py) or, with no server, by starting `headwater run` in a process of
+its own here. Both say when each pipeline runs next."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from headwater.errors import PermanentError
+
+
+@dataclass(frozen=True)
+class RunTicket:
+    """What starting a run gave back: a Prefect flow run, or a local process."""
+
+    pipeline: str
+    via: str
+    """prefect | process"""
+    ref: str
+    """the flow run id, or the process id"""
+    detail: str
+
+
+@dataclass(frozen=True)
+class DeclaredSchedule:
+    """A pipeline's schedule as its spec declares it (the store's data_pipelines row)."""
+
+    pipeline: str
+    cron: str | None
+    timezone: str | None
+    interval_seconds: float | None
+
+    def describe(self) -> str:
+        if self.cron:
+            return f"{self.cron} ({self.timezone or 'UTC'})"
+        if self.interval_seconds:
+            return f"every {timedelta(seconds=self.interval_seconds)}"
+        return ""
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    pipeline: str
+    schedule: str
+    """what the schedule says, e.g. "0 6 * * * (America/New_York)"; "" for none"""
+    next_run: datetime | None
+    paused: bool | None
+    """None where nothing can pause it (no deployment)"""
+    source: str
+    """prefect (a deployment) | spec (computed from the spec: nothing runs it without a server)"""
+    deployment_id: str | None = None
+
+
+class Orchestrator(Protocol):
+    kind: str
+
+    def run(
+        self, pipeline: str, params: Mapping[str, Any], *, replay: bool, requested_by: str
+    ) -> RunTicket: ...
+
+    def set_paused(self, pipeline: str, paused: bool) -> None: ...
+
+    def schedules(self, declared: Sequence[DeclaredSchedule], now: datetime) -> dict[str, ScheduleState]: ...
+
+
+def next_fire(
+    declared: DeclaredSchedule, now: datetime, last_start: datetime | None = None
+) -> datetime | None:
+    """The next time the declared schedule fires after `now` (an interval counts from the last run)."""
+    if declared.cron:
+        from cronsim import CronSim
+
+        tz = ZoneInfo(declared.timezone or "UTC")
+        return next(CronSim(declared.cron, now.astimezone(tz)))
+    if declared.interval_seconds:
+        step = timedelta(seconds=declared.interval_seconds)
+        if last_start is None:
+            return now
+        nxt = last_start + step
+        return nxt if nxt > now else now
+    return None
+
+
+def spec_schedules(declared: Sequence[DeclaredSchedule], now: datetime) -> dict[str, ScheduleState]:
+    return {
+        d.pipeline: ScheduleState(d.pipeline, d.describe(), next_fire(d, now), None, "spec") for d in declared
+    }
+
+
+class LocalOrchestrator:
+    """No Prefect server: a run is `headwater run` started in its own process (its own temporary
+    Prefect API), logging to $HEADWATER_HOME/logs. Nothing schedules runs, so nothing can pause."""
+
+    kind = "process"
+
+    def __init__(self, home: Path, pipelines_dir: Path, env: Mapping[str, str] | None = None) -> None:
+        self.home = home
+        self.pipelines_dir = pipelines_dir
+        self.env = dict(env) if env is not None else None
+
+    def command(self, pipeline: str, params: Mapping[str, Any], *, replay: bool) -> list[str]:
+        base = [sys.executable, "-m", "headwater.cli"]
+        if replay:
+            return [
+                *base,
+                "quarantine",
+                "replay",
+                "--pipeline",
+                pipeline,
+                "--pipelines",
+                str(self.pipelines_dir),
+            ]
+        args = [*base, "run", pipeline, "--pipelines", str(self.pipelines_dir), "--execution-type", "manual"]
+        for key, value in params.items():
+            args += ["--param", f"{key}={value}"]
+        return args
+
+    def run(self, pipeline: str, params: Mapping[str, Any], *, replay: bool, requested_by: str) -> RunTicket:
+        logs = self.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
+        log = logs / f"{pipeline}-{'replay-' if replay else ''}{stamp}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                self.command(pipeline, params, replay=replay),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # the run outlives a console restart
+                env=self.env,
+            )
+        what = "replay of the quarantine" if replay else "run"
+        return RunTicket(
+            pipeline, "process", str(proc.pid), f"{what} started in process {proc.pid}; log: {log}"
+        )
+
+    def set_paused(self, pipeline: str, paused: bool) -> None:
+        raise PermanentError(
+            f"{pipeline} has no schedule to {'pause' if paused else 'resume'}: "
+            "no Prefect server runs schedules here",
+            hint="set PREFECT_API_URL to a Prefect server and deploy the pipelines (prefect deploy --all)",
+        )
+
+    def schedules(self, declared: Sequence[DeclaredSchedule], now: datetime) -> dict[str, ScheduleState]:
+        return spec_schedules(declared, now)
