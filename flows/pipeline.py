@@ -83,14 +83,19 @@ def orchestrate(run: PipelineRun) -> None:
 
 @flow(name="pipeline", flow_run_name="{pipeline}", persist_result=False, validate_parameters=True)
 def pipeline_flow(
-    pipeline: str, execution_type: str | None = None, pipelines_dir: str | None = None, replay: bool = False
+    pipeline: str,
+    execution_type: str | None = None,
+    pipelines_dir: str | None = None,
+    replay: bool = False,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the pipeline named `pipeline` from `pipelines_dir` (default HEADWATER_PIPELINES). With
-    `replay`, run only its quarantined rows back through validation and load the ones that pass."""
+    `replay`, run only its quarantined rows back through validation and load the ones that pass.
+    `params`: values for the parameters the spec declares (text or JSON; the rest take defaults)."""
     logger = get_run_logger()
     settings = Settings.from_env()
     settings.ensure_home()
-    loaded = find_pipeline(pipelines_dir or settings.pipelines_dir, pipeline)
+    loaded = find_pipeline(pipelines_dir or settings.pipelines_dir, pipeline, params=params)
     store = Store(settings.database_url).migrate()
     connections = Connections(
         settings.warehouse_url, database_block=load_database_url, secret_block=load_rest_token

@@ -41,7 +41,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     problems = len(missing)
     for path in files:
         try:
-            loaded = load_pipeline(path, secrets_may_be_unset=True)
+            loaded = load_pipeline(path, secrets_may_be_unset=True, params_may_be_unset=True)
         except SpecError as exc:
             problems += len(exc.problems)
             for problem in exc.problems:
@@ -56,13 +56,21 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_flow(
-    pipeline: str, pipelines_dir: Path, execution_type: str | None, replay: bool = False
+    pipeline: str,
+    pipelines_dir: Path,
+    execution_type: str | None,
+    replay: bool = False,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from flows.pipeline import PipelineRunFailed, flow_for
 
     try:
         return flow_for(pipeline)(
-            pipeline=pipeline, execution_type=execution_type, pipelines_dir=str(pipelines_dir), replay=replay
+            pipeline=pipeline,
+            execution_type=execution_type,
+            pipelines_dir=str(pipelines_dir),
+            replay=replay,
+            params=params,
         )
     except PipelineRunFailed as exc:
         return exc.summary
@@ -80,8 +88,21 @@ def _print_summary(result: dict[str, Any]) -> None:
         print(f"  warning: {warning}")
 
 
+def param_arg(text: str) -> tuple[str, str]:
+    """`--param key=value`: the value stays text; the spec's declared type decides what it means."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not key=value (e.g. --param feed=data/prices.csv)")
+    return key.strip(), value
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    result = _run_flow(args.pipeline, Path(args.pipelines or settings.pipelines_dir), args.execution_type)
+    result = _run_flow(
+        args.pipeline,
+        Path(args.pipelines or settings.pipelines_dir),
+        args.execution_type,
+        params=dict(args.param) or None,
+    )
     _print_summary(result)
     return 1 if result["status"] == "failed" else 0
 
@@ -117,6 +138,7 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
             "error_message",
         ):
             print(f"{key:18} {run[key]}")
+        print(f"{'parameters':18} {_params_text(run['parameters'])}")
         step_rows = [
             (
                 s["step_name"],
@@ -192,6 +214,14 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
         )
     )
     return 0
+
+
+def _params_text(values: dict[str, Any] | None) -> str:
+    if not values:
+        return "(none)"
+    import json
+
+    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in values.items())
 
 
 def _secs(value: float | None) -> str:
@@ -465,6 +495,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pipeline")
     p.add_argument("--pipelines", help="folder of specs (default: HEADWATER_PIPELINES or ./pipelines)")
     p.add_argument("--execution-type", choices=["manual", "scheduled", "triggered", "retry"])
+    p.add_argument(
+        "--param",
+        action="append",
+        type=param_arg,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a value for a parameter the spec declares (repeatable); the rest take their defaults",
+    )
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("runs", help="run history")
     p.add_argument("--pipeline")

@@ -93,6 +93,7 @@ class PipelineRun:
             steps,
             execution_type=self.execution_type,
             flow_run_id=self.flow_run_id,
+            parameters=self.loaded.params if self.spec.params else None,
         )
         self.monitor = ResourceMonitor()
         self.started_at = datetime.now(UTC)

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from headwater.errors import SpecError, SpecProblem
-from headwater.spec.models import PipelineSpec
+from headwater.spec.models import Params, ParamSpec, PipelineSpec
+from headwater.spec.params import PARAM_REF, ParamValues, as_json, as_text, resolve_params
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_REF = re.compile(f"{PARAM_REF.pattern}|{ENV_REF.pattern}")  # one pass: a value is never re-read
 SECRET_KEY = re.compile(
     r"(?i)(password|passwd|secret|token|api[_-]?key|credential|authorization|salt|pepper)"
 )
@@ -68,7 +70,12 @@ class LoadedSpec:
     path: Path
     lines: dict[Path_, int]
     notes: list[SpecProblem] = field(default_factory=list)
-    """Things validation could not check here (secrets not set in this environment)."""
+    """Things validation could not check here (secrets not set in this environment, required
+    parameters given no value)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """The run's parameter values (given, else defaults), coerced, JSON-ready (dates as ISO text)."""
+    placeholder_paths: list[Path_] = field(default_factory=list)
+    """Fields holding a required parameter's placeholder (validation without run values)."""
 
     @property
     def base_dir(self) -> Path:
@@ -182,25 +189,64 @@ def interpolate(
     problems: list[SpecProblem],
     path: Path_ = (),
     unset_secrets: list[SpecProblem] | None = None,
+    params: ParamValues | None = None,
 ) -> Any:
     """Replace ${VAR} and ${VAR:-default} in every string. With `unset_secrets` (validation without
-    the run's secrets), an unset secret stays a `${VAR}` reference and is noted there instead."""
+    the run's secrets), an unset secret stays a `${VAR}` reference and is noted there instead.
+    With `params`, ${params.NAME} takes the parameter's value (a string that is only the reference
+    takes the typed value); without, it is left as it is. Inserted values are not read again."""
     if isinstance(data, dict):
         return {
-            k: interpolate(v, env, file, lines, problems, (*path, str(k)), unset_secrets)
+            k: interpolate(v, env, file, lines, problems, (*path, str(k)), unset_secrets, params)
             for k, v in data.items()
         }
     if isinstance(data, list):
         return [
-            interpolate(v, env, file, lines, problems, (*path, i), unset_secrets) for i, v in enumerate(data)
+            interpolate(v, env, file, lines, problems, (*path, i), unset_secrets, params)
+            for i, v in enumerate(data)
         ]
     if not isinstance(data, str) or "${" not in data:
         return data
 
     secret = bool(path) and bool(SECRET_KEY.search(str(path[-1])))
+    if params is not None:
+        if data.count("${params.") > len(PARAM_REF.findall(data)):
+            problems.append(
+                SpecProblem(
+                    file,
+                    field_path(path),
+                    "malformed parameter reference",
+                    "write ${params.NAME}, NAME declared under params:",
+                    _nearest_line(lines, path),
+                )
+            )
+        names = PARAM_REF.findall(data)
+        if any(name in params.placeholders for name in names):
+            params.placeholder_paths.append(path)
+        whole = PARAM_REF.fullmatch(data)
+        if whole and whole.group(1) in params.values:
+            return as_json(params.values[whole.group(1)])
 
     def sub(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
+        if match.group(1) is not None:  # ${params.NAME}
+            if params is None:
+                return match.group(0)
+            if match.group(1) in params.values:
+                return as_text(params.values[match.group(1)])
+            if match.group(1) in params.declared:  # its value was refused: that problem is reported
+                return match.group(0)
+            declared = ", ".join(params.declared) or "(none)"
+            problems.append(
+                SpecProblem(
+                    file,
+                    field_path(path),
+                    f"parameter {match.group(1)!r} is not declared",
+                    f"declare it under params: or use a declared one: {declared}",
+                    _nearest_line(lines, path),
+                )
+            )
+            return match.group(0)
+        name, default = match.group(2), match.group(3)
         if name in env:
             return env[name]
         if default is not None and not secret:
@@ -228,15 +274,15 @@ def interpolate(
         )
         return ""
 
-    return ENV_REF.sub(sub, data)
+    return _REF.sub(sub, data)
 
 
 def _pydantic_problems(
-    exc: ValidationError, file: str, data: Any, lines: Mapping[Path_, int]
+    exc: ValidationError, file: str, data: Any, lines: Mapping[Path_, int], prefix: Path_ = ()
 ) -> list[SpecProblem]:
     problems = []
     for err in exc.errors(include_input=False, include_url=False):
-        loc = _data_loc(data, err["loc"])
+        loc = _data_loc(data, (*prefix, *err["loc"]))
         msg = err["msg"].removeprefix("Value error, ")
         hint = None
         if err["type"] == "extra_forbidden":
@@ -271,10 +317,21 @@ def _data_loc(data: Any, loc: Iterable[str | int]) -> Path_:
     return tuple(out)
 
 
+_PARAMS: TypeAdapter[dict[str, ParamSpec]] = TypeAdapter(Params)
+
+
 def parse_spec(
-    text: str, file: str, env: Mapping[str, str] | None = None, *, secrets_may_be_unset: bool = False
+    text: str,
+    file: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    secrets_may_be_unset: bool = False,
+    params_may_be_unset: bool = False,
 ) -> LoadedSpec:
-    """Parse and validate one spec's text. Raises SpecError listing every problem found."""
+    """Parse and validate one spec's text with the run's `params` (text or JSON values, coerced to
+    their declared types, over the defaults). Raises SpecError listing every problem found. With
+    `params_may_be_unset` (validation), a required parameter given no value takes a placeholder."""
     env = os.environ if env is None else env
     try:
         node = yaml.compose(text, Loader=SpecYamlLoader)
@@ -311,24 +368,49 @@ def parse_spec(
     problems = [SpecProblem(file, field_path(d), "key given twice", "keep one", lines.get(d)) for d in dupes]
     problems += literal_secret_problems(data, file, lines)
     notes: list[SpecProblem] | None = [] if secrets_may_be_unset else None
-    resolved = interpolate(data, env, file, lines, problems, unset_secrets=notes)
+    # the declarations first (they may use ${ENV}), then every other string with their values
+    declarations = interpolate(data.get("params"), env, file, lines, problems, ("params",), notes)
+    try:
+        declared = _PARAMS.validate_python({} if declarations is None else declarations)
+    except ValidationError as exc:
+        raise SpecError(
+            problems + _pydantic_problems(exc, file, {"params": declarations}, lines, ("params",))
+        ) from None
+    values, param_problems, param_notes = resolve_params(
+        declared, params, file, lines, may_be_unset=params_may_be_unset
+    )
+    problems += param_problems
+    body = {k: v for k, v in data.items() if k != "params"}
+    resolved = interpolate(body, env, file, lines, problems, unset_secrets=notes, params=values)
+    if "params" in data:
+        resolved["params"] = declarations
     if problems:
         raise SpecError(problems)
     try:
         spec = PipelineSpec.model_validate(resolved)
     except ValidationError as exc:
         raise SpecError(_pydantic_problems(exc, file, resolved, lines)) from None
-    return LoadedSpec(spec=spec, path=Path(file), lines=lines, notes=notes or [])
+    return LoadedSpec(
+        spec=spec,
+        path=Path(file),
+        lines=lines,
+        notes=(notes or []) + param_notes,
+        params=values.resolved(),
+        placeholder_paths=values.placeholder_paths,
+    )
 
 
 def load_pipeline(
     path: str | Path,
     env: Mapping[str, str] | None = None,
     *,
+    params: Mapping[str, Any] | None = None,
     check: bool = True,
     secrets_may_be_unset: bool = False,
+    params_may_be_unset: bool = False,
 ) -> LoadedSpec:
-    """Load one spec file; with `check`, also run the cross-field checks (graph, ops, cron, files)."""
+    """Load one spec file with the run's `params`; with `check`, also run the cross-field checks
+    (graph, ops, cron, files), except of fields that hold a required parameter's placeholder."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -336,11 +418,23 @@ def load_pipeline(
         raise SpecError(
             [SpecProblem(str(path), "(file)", f"cannot read: {exc.strerror}", "check the path")]
         ) from exc
-    loaded = parse_spec(text, str(path), env, secrets_may_be_unset=secrets_may_be_unset)
+    loaded = parse_spec(
+        text,
+        str(path),
+        env,
+        params=params,
+        secrets_may_be_unset=secrets_may_be_unset,
+        params_may_be_unset=params_may_be_unset,
+    )
     if check:
         from headwater.spec.checks import check_spec
 
-        problems = check_spec(loaded)
+        unknowable = [field_path(p) for p in loaded.placeholder_paths]
+        problems = [
+            p
+            for p in check_spec(loaded)
+            if not any(p.field == f or p.field.startswith((f"{f}.", f"{f}[")) for f in unknowable)
+        ]
         if problems:
             raise SpecError(problems)
     return loaded
@@ -354,7 +448,8 @@ def spec_files(directory: str | Path) -> list[Path]:
 
 
 def load_pipelines(directory: str | Path, env: Mapping[str, str] | None = None) -> dict[str, LoadedSpec]:
-    """Every spec in a folder, keyed by pipeline name. Collects the problems of all files."""
+    """Every spec in a folder, keyed by pipeline name, with its parameters' defaults (a required
+    parameter takes a placeholder, see `LoadedSpec.notes`). Collects the problems of all files."""
     problems: list[SpecProblem] = []
     found: dict[str, LoadedSpec] = {}
     files = spec_files(directory)
@@ -371,7 +466,7 @@ def load_pipelines(directory: str | Path, env: Mapping[str, str] | None = None) 
         )
     for path in files:
         try:
-            loaded = load_pipeline(path, env)
+            loaded = load_pipeline(path, env, params_may_be_unset=True)
         except SpecError as exc:
             problems += exc.problems
             continue
@@ -392,12 +487,22 @@ def load_pipelines(directory: str | Path, env: Mapping[str, str] | None = None) 
     return found
 
 
-def find_pipeline(directory: str | Path, name: str, env: Mapping[str, str] | None = None) -> LoadedSpec:
-    """The spec named `name` in `directory` (file name first, then every file)."""
+def find_pipeline(
+    directory: str | Path,
+    name: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    params_may_be_unset: bool = False,
+) -> LoadedSpec:
+    """The spec named `name` in `directory` (file name first, then every file), loaded with the
+    run's `params`. `params_may_be_unset`: for reading the spec (e.g. to build a form), not running
+    it: a required parameter without a value takes a placeholder instead of failing."""
     directory = Path(directory)
+    unset = params_may_be_unset
     for candidate in (directory / f"{name}.yaml", directory / f"{name}.yml"):
         if candidate.is_file():
-            loaded = load_pipeline(candidate, env)
+            loaded = load_pipeline(candidate, env, params=params, params_may_be_unset=unset)
             if loaded.spec.name == name:
                 return loaded
     specs = load_pipelines(directory, env)
@@ -412,4 +517,4 @@ def find_pipeline(directory: str | Path, name: str, env: Mapping[str, str] | Non
                 )
             ]
         )
-    return specs[name]
+    return load_pipeline(specs[name].path, env, params=params, params_may_be_unset=unset)

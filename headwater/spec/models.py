@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from headwater.spec.params import ParamType, as_text, coerce
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -268,6 +271,46 @@ Step = Annotated[
 
 # ---------------------------------------------------------------- pipeline
 
+ParamValue = str | int | float | bool | date
+
+
+class ParamSpec(Strict):
+    """A value a person sets per run (console form, `headwater run --param`, Prefect UI), used in
+    any string of the spec as `${params.NAME}`. Give a default, or mark it required."""
+
+    type: ParamType = Field(..., description="string | integer | number | boolean | date (YYYY-MM-DD).")
+    default: ParamValue | None = Field(None, description="The value when a run gives none.")
+    description: str = Field("", description="What the parameter changes, shown where a run is started.")
+    choices: list[ParamValue] | None = Field(
+        None, min_length=1, description="The only values allowed; none: any value of the type."
+    )
+    required: bool = Field(False, description="A run must give a value; such a parameter has no default.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParamSpec:
+        if self.required and self.default is not None:
+            raise ValueError("a required parameter has no default: remove default or required")
+        if not self.required and self.default is None:
+            raise ValueError("give a default, or set required: true (a run must then give a value)")
+        try:
+            choices = [coerce(self.type, c) for c in self.choices or []]
+        except ValueError as exc:
+            raise ValueError(f"choices: {exc}") from None
+        if self.default is not None:
+            try:
+                default = coerce(self.type, self.default)
+            except ValueError as exc:
+                raise ValueError(f"default: {exc}") from None
+            if choices and default not in choices:
+                raise ValueError(
+                    f"default {as_text(default)!r} is not one of the choices "
+                    f"({', '.join(as_text(c) for c in choices)})"
+                )
+        return self
+
+
+Params = dict[Annotated[str, Field(pattern=_NAME)], ParamSpec]
+
 
 class Schedule(Strict):
     """A cron expression in an IANA time zone, or a fixed interval."""
@@ -316,6 +359,9 @@ class PipelineSpec(Strict):
     alerts: AlertSettings | None = None
     pii: list[str] = Field(default_factory=list, description="Extra columns masked in samples.")
     samples: int = Field(5, ge=0, le=100, description="Rows kept per step as a masked sample (0: none).")
+    params: Params = Field(
+        default_factory=dict, description="Run parameters, used in strings as ${params.NAME}."
+    )
 
     def step(self, name: str) -> Step:
         for step in self.steps:

@@ -8,7 +8,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -259,7 +259,10 @@ class Store:
         *,
         execution_type: str,
         flow_run_id: str | None,
+        parameters: Mapping[str, Any] | None = None,
     ) -> str:
+        """Record a new run and its pending steps. `parameters`: the run's values (JSON), stored
+        with those whose names look secret masked."""
         run_id = str(uuid.uuid4())
         host, pid, started = _process_identity()
         with self.writer.begin() as conn:
@@ -273,6 +276,7 @@ class Store:
                     status="running",
                     started_at=now(),
                     warnings=[],
+                    parameters=None if parameters is None else mask_secrets(dict(parameters)),
                     hostname=host,
                     pid=pid,
                     process_started_at=started,
