@@ -54,6 +54,15 @@ def needs(action: Action) -> str:
     return f"Needs the role {' or '.join(roles_allowed(action))}; you are {who().role}."
 
 
+def gate(action: Action) -> dict[str, Any]:
+    """Button options for an action: a lock and the reason when the role does not allow it. The
+    button stays clickable: the domain refuses the action and the refusal is audited (a disabled
+    widget's click would be dropped by Streamlit before anything could record the attempt)."""
+    if can(action):
+        return {}
+    return {"icon": ":material/lock:", "help": needs(action)}
+
+
 def act(work: Callable[[], T], done: Callable[[T], str]) -> T | None:
     """Run an action; show what happened. The domain checks the role and audits either way."""
     from console import data

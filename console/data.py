@@ -370,5 +370,5 @@ def pipeline_params(pipeline: str) -> dict[str, Any]:
     """The parameters the pipeline's spec declares (name -> ParamSpec), for the run-now form."""
     from headwater.spec.loader import find_pipeline
 
-    loaded = find_pipeline(settings().pipelines_dir, pipeline)
-    return dict(getattr(loaded.spec, "params", {}) or {})
+    loaded = find_pipeline(settings().pipelines_dir, pipeline, params_may_be_unset=True)
+    return dict(loaded.spec.params)

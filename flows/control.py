@@ -66,6 +66,7 @@ class PrefectOrchestrator:
     def run(self, pipeline: str, params: Mapping[str, Any], *, replay: bool, requested_by: str) -> RunTicket:
         import httpx
 
+        self.local.check(pipeline, params)
         try:
             with self._client() as client:
                 deployment = self._deployment(client, pipeline)

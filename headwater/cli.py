@@ -471,6 +471,56 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+    from headwater.access.commands import run_users_command
+    from headwater.store import Store
+
+    store = Store(settings.database_url).migrate()
+    try:
+        return run_users_command(args, store.engine, table)
+    finally:
+        store.dispose()
+
+
+def console_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "console"
+
+
+def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
+    from headwater.access.commands import ensure_first_admin
+    from headwater.store import Store
+
+    settings.ensure_home()
+    store = Store(settings.database_url).migrate()
+    try:
+        created = ensure_first_admin(store.engine, settings.home)
+    finally:
+        store.dispose()
+    if created:
+        print(f"No console users yet: created user 'admin' (system_admin); its password is in {created}")
+        print("  add people with: headwater users add NAME --role data_analyst|data_engineer|system_admin")
+    app = console_dir() / "streamlit_app.py"
+    print(f"Headwater console on http://{args.address}:{args.port}  (store {settings.database_url.split('://')[0]})")
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        f"--server.port={args.port}",
+        f"--server.address={args.address}",
+        "--server.headless=true",
+        "--server.fileWatcherType=none",
+        "--browser.gatherUsageStats=false",
+        "--client.toolbarMode=minimal",
+        "--theme.base=light",
+        "--theme.primaryColor=#0b6e99",
+    ]
+    sys.stdout.flush()
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
 def cmd_transforms(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.transform import docs
 
@@ -533,6 +583,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transforms", help="list the transform ops")
     p.add_argument("--markdown", action="store_true", help="print the full reference (docs/transforms.md)")
     p.set_defaults(func=cmd_transforms)
+    p = sub.add_parser("users", help="console users: add, list, set-role, passwd, disable, enable")
+    p.add_argument("action", choices=["add", "list", "set-role", "passwd", "disable", "enable"])
+    p.add_argument("username", nargs="?")
+    p.add_argument("--role", choices=["data_analyst", "data_engineer", "system_admin"], help="add, set-role")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.set_defaults(func=cmd_users)
+    p = sub.add_parser("console", help="serve the Streamlit operations console")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--address", default="127.0.0.1")
+    p.set_defaults(func=cmd_console)
     p = sub.add_parser("demo", help="run the example pipelines on the embedded SQLite defaults")
     p.set_defaults(func=cmd_demo)
     return parser

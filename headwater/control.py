@@ -122,7 +122,15 @@ class LocalOrchestrator:
             args += ["--param", f"{key}={value}"]
         return args
 
+    def check(self, pipeline: str, params: Mapping[str, Any]) -> None:
+        """Load the spec with these parameter values: a bad value fails now, with the file, line and
+        fix, instead of in a process nobody watches."""
+        from headwater.spec.loader import find_pipeline
+
+        find_pipeline(self.pipelines_dir, pipeline, params=dict(params))
+
     def run(self, pipeline: str, params: Mapping[str, Any], *, replay: bool, requested_by: str) -> RunTicket:
+        self.check(pipeline, params)
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")

@@ -116,23 +116,14 @@ else:
             key="deliveries",
         )
     b1, b2, _ = st.columns([1, 1, 3])
-    may_ack, may_resolve = c.can(Action.ACK_ALERT), c.can(Action.RESOLVE_ALERT)
     if b1.button(
-        "Acknowledge",
-        key="ack",
-        disabled=not may_ack or alert["status"] == "acknowledged",
-        help=None if may_ack else c.needs(Action.ACK_ALERT),
+        "Acknowledge", key="ack", disabled=alert["status"] == "acknowledged", **c.gate(Action.ACK_ALERT)
     ):
         c.act(
             lambda: data.actions().ack_alert(st.session_state["hw_token"], int(picked)),
             lambda _: f"alert {picked} acknowledged",
         )
-    if b2.button(
-        "Resolve",
-        key="resolve",
-        disabled=not may_resolve,
-        help=None if may_resolve else c.needs(Action.RESOLVE_ALERT),
-    ):
+    if b2.button("Resolve", key="resolve", **c.gate(Action.RESOLVE_ALERT)):
         c.act(
             lambda: data.actions().resolve_alert(st.session_state["hw_token"], int(picked)),
             lambda n: f"alert {picked} resolved; {n} message(s) sent",
@@ -141,7 +132,6 @@ else:
 st.subheader("Silences")
 for s in data.silences():
     st.markdown(f"🔕 `{s.matchers}` until {c.when(s.expires_at)} by {s.created_by} — {s.reason}")
-may_silence = c.can(Action.SILENCE_ALERT)
 with st.form("silence", border=True):
     s1, s2, s3 = st.columns(3)
     pipeline = s1.text_input("Pipeline (glob)", value="*", key="silence_pipeline")
@@ -152,12 +142,7 @@ with st.form("silence", border=True):
         "Hours", min_value=0.25, max_value=336.0, value=4.0, step=0.25, key="silence_hours"
     )
     reason = s5.text_input("Reason", key="silence_reason", placeholder="e.g. backfill of flights")
-    submitted = st.form_submit_button(
-        "Silence",
-        key="silence_submit",
-        disabled=not may_silence,
-        help=None if may_silence else c.needs(Action.SILENCE_ALERT),
-    )
+    submitted = st.form_submit_button("Silence", key="silence_submit", **c.gate(Action.SILENCE_ALERT))
 if submitted:
     matchers = {
         k: v for k, v in {"pipeline": pipeline, "rule": rule, "severity": severity}.items() if v and v != "*"

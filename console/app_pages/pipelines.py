@@ -134,7 +134,6 @@ def _widget(name: str, spec: Any) -> Any:
 st.markdown("#### Actions")
 run_col, schedule_col = st.columns(2)
 with run_col:
-    allowed_run = c.can(Action.RUN_PIPELINE)
     try:
         params = data.pipeline_params(chosen)
     except Exception as exc:  # the spec no longer loads: say so; running it would fail the same way
@@ -146,11 +145,7 @@ with run_col:
         if not params:
             st.caption("This pipeline declares no parameters.")
         submitted = st.form_submit_button(
-            "Run now",
-            type="primary",
-            key="run_now",
-            disabled=not allowed_run,
-            help=None if allowed_run else c.needs(Action.RUN_PIPELINE),
+            "Run now", type="primary", key="run_now", **c.gate(Action.RUN_PIPELINE)
         )
     if submitted:
         changed = {k: v for k, v in values.items() if v is not None and v != params[k].default}
@@ -168,13 +163,12 @@ with schedule_col:
         )
     else:
         st.caption(f"{state.schedule} — {'paused' if state.paused else 'active'}")
-    allowed_pause = c.can(Action.PAUSE_PIPELINE)
     pause, resume = st.columns(2)
     if pause.button(
         "Pause",
         key="pause",
-        disabled=not allowed_pause or state is None or state.paused is not False,
-        help=None if allowed_pause else c.needs(Action.PAUSE_PIPELINE),
+        disabled=state is None or state.paused is not False,
+        **c.gate(Action.PAUSE_PIPELINE),
     ):
         c.act(
             lambda: data.actions().set_paused(st.session_state["hw_token"], chosen, True),
@@ -183,8 +177,8 @@ with schedule_col:
     if resume.button(
         "Resume",
         key="resume",
-        disabled=not allowed_pause or state is None or state.paused is not True,
-        help=None if allowed_pause else c.needs(Action.RESUME_PIPELINE),
+        disabled=state is None or state.paused is not True,
+        **c.gate(Action.RESUME_PIPELINE),
     ):
         c.act(
             lambda: data.actions().set_paused(st.session_state["hw_token"], chosen, False),

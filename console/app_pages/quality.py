@@ -123,7 +123,15 @@ elif section == "By source":
             "a column made inside the pipeline counts for the pipeline."
         )
         st.dataframe(
-            sources.rename({"source_dataset": "source", "source_table": "table", "pass_rate": "pass rate"}),
+            sources.rename(
+                {
+                    "source_dataset": "source",
+                    "source_table": "table",
+                    "records_checked": "records checked",
+                    "records_failed": "records failed",
+                    "pass_rate": "pass rate",
+                }
+            ),
             hide_index=True,
             width="stretch",
             key="by_source",
@@ -198,17 +206,12 @@ else:
         width="stretch",
         key="quarantine_rows",
     )
-    allowed = c.can(Action.REPLAY_QUARANTINE)
     st.caption(
         "Replay runs the quarantined rows through the validate step again with the lookups as they are now; "
         "rows that pass load once, the rest stay quarantined."
     )
     if st.button(
-        f"Replay quarantine of {q_pipeline}",
-        key="replay",
-        type="primary",
-        disabled=not allowed,
-        help=None if allowed else c.needs(Action.REPLAY_QUARANTINE),
+        f"Replay quarantine of {q_pipeline}", key="replay", type="primary", **c.gate(Action.REPLAY_QUARANTINE)
     ):
         c.act(
             lambda: data.actions().replay_quarantine(st.session_state["hw_token"], q_pipeline),

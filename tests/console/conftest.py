@@ -1,0 +1,164 @@
+"""A store filled by really running the example pipelines (once per session, through the Prefect
+test harness), with alerting on to a local webhook and one failed run; each test gets its own copy
+of that store and warehouse, its own users, and talks to the console through AppTest or a browser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from headwater.access import login
+from headwater.access.users import add_user
+from headwater.settings import Settings
+from headwater.store import Store
+from tests.conftest import EXAMPLES, REPO, run_flow
+
+APP = str(Path(__file__).resolve().parents[2] / "console" / "streamlit_app.py")
+EXAMPLE_RUNS = ["flights_daily", "carrier_monthly", "flights_clean", "vendor_prices", "claims_deidentified"]
+PASSWORD = "console-test-Passw0rd"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+BROKEN_FEED = 'vendor_id,vendor_name,category,city,price,currency,updated_at\nV001,"Rose & Co,florist\n'
+
+
+class Receiver:
+    """A local HTTP server taking apprise json:// posts."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                receiver.posts.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def write_alerts(folder: Path, receiver: Receiver) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "channels.yaml").write_text(
+        f"channels:\n  ops-webhook: {{url: '{receiver.url}'}}\ndelivery: {{attempts: 1, backoff_seconds: 0.1}}\n"
+    )
+    (folder / "rules.yaml").write_text(
+        "severity_channels: {critical: [ops-webhook], warning: [ops-webhook]}\n"
+        "rules:\n"
+        "  - {name: run-failed, severity: critical, when: {run_failed: true}}\n"
+        "  - {name: quarantine-high, severity: warning, when: {quarantine_rate_over: 0.05}}\n"
+    )
+
+
+@dataclass(frozen=True)
+class Golden:
+    home: Path
+    pipelines: Path
+    alerts: Path
+    receiver: Receiver
+
+
+def _checkpoint(folder: Path) -> None:
+    """Fold SQLite's WAL into the database files so a plain copy holds everything."""
+    for db in folder.glob("*.db"):
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+@pytest.fixture(scope="session")
+def golden(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Golden]:
+    """The example pipelines run for real into a fresh embedded home; then vendor_prices runs once
+    more on a malformed feed and fails (alerting to the local receiver)."""
+    root = tmp_path_factory.mktemp("console_golden")
+    pipelines = root / "pipelines"
+    shutil.copytree(EXAMPLES, pipelines)
+    shutil.copytree(REPO / "quality_suites", root / "quality_suites")  # specs name ../quality_suites/
+    (pipelines / "data" / "broken_feed.csv").write_text(BROKEN_FEED)
+    receiver = Receiver()
+    golden = Golden(root / "home", pipelines, root / "alerts", receiver)
+    write_alerts(golden.alerts, receiver)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HEADWATER_HOME", str(golden.home))
+        mp.delenv("HEADWATER_DATABASE_URL", raising=False)
+        mp.delenv("HEADWATER_WAREHOUSE_URL", raising=False)
+        mp.setenv("HEADWATER_PIPELINES", str(pipelines))
+        mp.setenv("HEADWATER_ALERTS", str(golden.alerts))
+        for name in EXAMPLE_RUNS:
+            result = run_flow(name, pipelines, execution_type="manual")
+            assert result["status"] in ("completed", "completed_with_warnings"), result
+        failed = run_flow(
+            "vendor_prices", pipelines, execution_type="manual", params={"feed": "data/broken_feed.csv"}
+        )
+        assert failed["status"] == "failed", failed
+    _checkpoint(golden.home)
+    yield golden
+    receiver.close()
+
+
+@dataclass
+class Console:
+    """One test's copy of the golden home, with users of every role signed in."""
+
+    settings: Settings
+    engine: sa.Engine
+    tokens: dict[str, str]
+
+    def warehouse(self) -> sa.Engine:
+        return sa.create_engine(self.settings.warehouse_url)
+
+
+@pytest.fixture
+def console(golden: Golden, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    home = tmp_path / "home"
+    shutil.copytree(golden.home, home)
+    monkeypatch.setenv("HEADWATER_HOME", str(home))
+    monkeypatch.delenv("HEADWATER_DATABASE_URL", raising=False)
+    monkeypatch.delenv("HEADWATER_WAREHOUSE_URL", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("HEADWATER_PIPELINES", str(golden.pipelines))
+    monkeypatch.setenv("HEADWATER_ALERTS", str(golden.alerts))
+    monkeypatch.setenv("HEADWATER_REDIS_URL", REDIS_URL)
+    settings = Settings.from_env()
+    store = Store(settings.database_url).migrate()
+    now = datetime.now(UTC)
+    tokens = {}
+    for role in ("data_analyst", "data_engineer", "system_admin"):
+        name = role.split("_")[1]
+        add_user(store.engine, name, role, PASSWORD, now)
+        tokens[role] = login(store.engine, name, PASSWORD, now)
+    yield Console(settings, store.engine, tokens)
+    store.dispose()
+
+
+def app(console: Console, role: str | None = None, timeout: float = 60) -> Any:
+    """An AppTest of the console, signed in as `role` (None: not signed in), already run once."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    if role:
+        at.session_state["hw_token"] = console.tokens[role]
+    return at.run()

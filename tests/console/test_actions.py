@@ -1,0 +1,209 @@
+"""Actions from the pages: an analyst is refused everything — also when the request is crafted
+(a disabled button clicked anyway) — and each refusal is audited with nothing changed; an engineer
+runs a pipeline (really, in a process of its own), acknowledges, resolves and silences alerts; an
+admin manages users. Every attempt lands in the audit log."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.console.conftest import Console, app
+from tests.console.test_pages import clean, frame, rows, scalar
+
+pytestmark = pytest.mark.prefect
+
+
+def audit(console: Console, action: str) -> list[tuple[Any, ...]]:
+    return [
+        tuple(r)
+        for r in rows(
+            console.engine,
+            "SELECT username, role, target, outcome FROM audit_log WHERE action = :a ORDER BY id",
+            a=action,
+        )
+    ]
+
+
+def test_an_analyst_cannot_act_from_the_pages(console: Console) -> None:
+    e = console.engine
+    runs_before = scalar(e, "SELECT count(*) FROM pipeline_executions")
+    at = app(console, "data_analyst")
+    assert "Admin" not in str(at.get("navigation"))  # no admin page for analysts
+
+    at.switch_page("app_pages/pipelines.py").run()
+    clean(at)
+    run_now = at.button(key="run_now")
+    assert "Needs the role data_engineer or system_admin; you are data_analyst" in run_now.help
+    run_now.click().run()  # the button is there, locked: the click reaches the domain, which refuses
+    assert at.error[0].value.startswith("Not allowed: analyst (data_analyst) may not pipeline.run")
+
+    at.switch_page("app_pages/quality.py").run()
+    at.radio(key="quality_section").set_value("Quarantine").run()
+    at.button(key="replay").click().run()
+    assert "may not quarantine.replay" in at.error[0].value
+
+    at.switch_page("app_pages/alerts.py").run()
+    clean(at)
+    at.button(key="ack").click().run()
+    assert "may not alert.ack" in at.error[0].value
+    at.button(key="resolve").click().run()
+    assert "may not alert.resolve" in at.error[0].value
+    at.button(key="silence_submit").click().run()
+    assert "may not alert.silence" in at.error[0].value
+
+    # nothing happened...
+    assert scalar(e, "SELECT count(*) FROM pipeline_executions") == runs_before
+    assert scalar(e, "SELECT count(*) FROM alert_instances WHERE status = 'open'") == 2
+    assert scalar(e, "SELECT count(*) FROM alert_silences") == 0
+    with console.warehouse().connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM headwater_quarantine WHERE status = 'replayed'")
+            ).scalar()
+            == 0
+        )
+    # ...and every attempt is on record
+    denied = rows(
+        e,
+        "SELECT action, target FROM audit_log WHERE username = 'analyst' AND outcome = 'denied' ORDER BY id",
+    )
+    assert [a for a, _ in denied] == [
+        "pipeline.run",
+        "quarantine.replay",
+        "alert.ack",
+        "alert.resolve",
+        "alert.silence",
+    ]
+    assert denied[0][1] == "carrier_monthly" and denied[1][1] == "flights_clean"
+
+
+def test_an_engineer_runs_a_pipeline_now(
+    console: Console, prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a Prefect server is configured but vendor_prices is not deployed there: the run starts in a
+    # process of its own, which reports to that server and records the run in the store
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+    e = console.engine
+    at = app(console, "data_engineer")
+    at.switch_page("app_pages/pipelines.py").run()
+    at.selectbox(key="pipeline_pick").set_value("vendor_prices").run()
+    clean(at)
+    feed = at.text_input(key="param_vendor_prices_feed")
+    assert feed.value == "data/vendor_prices.csv"
+    feed.input("data/no_such_feed.csv")
+    at.button(key="run_now").click().run()  # a bad value fails at once, with the file and the fix
+    assert (
+        "vendor_prices.yaml:18: sources.feed.path: no file matches 'data/no_such_feed.csv'"
+        in at.error[0].value
+    )
+    assert audit(console, "pipeline.run")[-1][-1] == "failed"
+    at.text_input(key="param_vendor_prices_feed").input("./data/vendor_prices.csv")  # changed: passed on
+    at.button(key="run_now").click().run()
+    clean(at)
+    assert "run started in process" in at.success[0].value
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        done = rows(
+            e,
+            "SELECT status, execution_type, records_loaded, parameters FROM pipeline_executions "
+            "WHERE pipeline_name = 'vendor_prices' AND status <> 'running' ORDER BY started_at DESC",
+        )
+        if len(done) == 3:
+            break
+        time.sleep(1)
+    assert len(done) == 3, done
+    status, kind, loaded, params = done[0]
+    assert (status, kind, loaded) == ("completed_with_warnings", "manual", 9)
+    assert json.loads(params) == {"feed": "./data/vendor_prices.csv"}
+    assert [o for *_, o in audit(console, "pipeline.run")] == ["failed", "ok"]
+
+
+def test_an_engineer_handles_alerts(console: Console, golden: Any) -> None:
+    e = console.engine
+    posts = len(golden.receiver.posts)
+    at = app(console, "data_engineer")
+    at.switch_page("app_pages/alerts.py").run()
+    clean(at)
+    active = frame(at, "rule")
+    assert sorted(active["rule"]) == ["quarantine-high", "run-failed"]
+    failed_id = scalar(e, "SELECT id FROM alert_instances WHERE rule_name = 'run-failed'")
+    at.selectbox(key="alert_pick").set_value(failed_id).run()
+    at.button(key="ack").click().run()
+    clean(at)
+    assert at.success[0].value == f"alert {failed_id} acknowledged"
+    assert rows(e, "SELECT status, acknowledged_by FROM alert_instances WHERE id = :i", i=failed_id) == [
+        ("acknowledged", "engineer")
+    ]
+    at.button(key="resolve").click().run()
+    assert rows(e, "SELECT status, resolved_by FROM alert_instances WHERE id = :i", i=failed_id) == [
+        ("resolved", "engineer")
+    ]
+    assert at.success[0].value == f"alert {failed_id} resolved; 1 message(s) sent"
+    assert len(golden.receiver.posts) == posts + 1
+    assert "RESOLVED" in golden.receiver.posts[-1]["title"].upper()
+
+    at.text_input(key="silence_pipeline").input("flights_*")
+    at.text_input(key="silence_reason").input("backfill")
+    at.button(key="silence_submit").click().run()
+    clean(at)
+    assert rows(e, "SELECT matchers, reason, created_by FROM alert_silences") == [
+        ('{"pipeline": "flights_*"}', "backfill", "engineer")
+    ] or rows(e, "SELECT reason, created_by FROM alert_silences") == [("backfill", "engineer")]
+    metric = {m.label: m.value for m in at.metric}
+    assert metric["MTTA"] != "—" and metric["MTTR"] != "—"
+    assert [o for *_, o in audit(console, "alert.ack")] == ["ok"]
+    assert [o for *_, o in audit(console, "alert.resolve")] == ["ok"]
+    assert [o for *_, o in audit(console, "alert.silence")] == ["ok"]
+
+
+def test_an_admin_manages_users_and_reads_the_audit_log(console: Console) -> None:
+    e = console.engine
+    at = app(console, "system_admin")
+    at.switch_page("app_pages/admin.py").run()
+    clean(at)
+    assert at.title[0].value == "Administration"
+    assert sorted(frame(at, "user")["user"]) == ["admin", "analyst", "engineer"]
+    at.text_input(key="new_user").input("dana")
+    at.selectbox(key="new_role").set_value("data_engineer")
+    at.text_input(key="new_password").input("a long pass phrase")
+    at.button(key="add_user_submit").click().run()
+    clean(at)
+    assert rows(e, "SELECT role, is_active FROM console_users WHERE username = 'dana'") == [
+        ("data_engineer", True)
+    ]
+    at.selectbox(key="change_user").set_value("engineer")
+    at.selectbox(key="change_role").set_value("data_analyst")
+    at.button(key="set_role_submit").click().run()
+    assert scalar(e, "SELECT role FROM console_users WHERE username = 'engineer'") == "data_analyst"
+    # the engineer's open session now has the analyst's rights
+    engineer = app(console, "data_engineer")
+    engineer.switch_page("app_pages/pipelines.py").run()
+    assert engineer.button(key="run_now").help.endswith("you are data_analyst.")
+
+    at.radio(key="admin_section").set_value("Audit log").run()
+    clean(at)
+    log = frame(at, "outcome")
+    assert {"users.manage"} <= set(log["action"])
+    assert len(log) == scalar(e, "SELECT count(*) FROM audit_log")
+
+
+def test_sign_out_ends_the_session(console: Console) -> None:
+    at = app(console, "data_analyst")
+    at.button(key="sign_out").click().run()
+    assert at.title[0].value == "🌊 Headwater"
+    assert "You signed out" in at.info[0].value
+    assert (
+        scalar(
+            console.engine,
+            "SELECT end_reason FROM console_sessions s JOIN console_users u ON u.id = s.user_id WHERE u.username = 'analyst'",
+        )
+        == "logout"
+    )
+    at.session_state["hw_token"] = console.tokens["data_analyst"]  # replaying the old token does not work
+    at.run()
+    assert at.title[0].value == "🌊 Headwater"

@@ -1,0 +1,304 @@
+"""Every page, through AppTest, against a store the example pipelines really filled: the figures
+each page shows equal what direct SQL over the store (and the warehouse) gives."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.console.conftest import Console, app
+
+pytestmark = pytest.mark.prefect
+OK = "('completed', 'completed_with_warnings')"
+
+
+def metrics(at: Any) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def frame(at: Any, column: str) -> Any:
+    """The first dataframe on the page with this column (pandas, as AppTest gives it)."""
+    for df in at.dataframe:
+        if column in df.value.columns:
+            return df.value
+    raise AssertionError(
+        f"no dataframe with a {column!r} column; have {[list(d.value.columns) for d in at.dataframe]}"
+    )
+
+
+def scalar(engine: sa.Engine, sql: str, **params: Any) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), params).scalar()
+
+
+def rows(engine: sa.Engine, sql: str, **params: Any) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text(sql), params).all())
+
+
+def clean(at: Any) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_sign_in_form(console: Console) -> None:
+    at = app(console)
+    assert at.title[0].value == "🌊 Headwater"
+    assert not at.metric
+    at.text_input(key="login_user").input("engineer")
+    at.text_input(key="login_password").input("wrong password here")
+    at.button(key="login_submit").click().run()
+    assert "wrong user name or password" in at.error[0].value
+    at.text_input(key="login_password").input("console-test-Passw0rd")
+    at.button(key="login_submit").click().run()
+    clean(at)
+    assert at.title[0].value == "Overview"
+    assert (
+        scalar(
+            console.engine,
+            "SELECT count(*) FROM audit_log WHERE action = 'login' AND username = 'engineer' AND outcome = 'denied'",
+        )
+        == 1
+    )
+    assert (
+        scalar(
+            console.engine,
+            "SELECT count(*) FROM console_sessions s JOIN console_users u ON u.id = s.user_id WHERE u.username = 'engineer'",
+        )
+        == 2
+    )
+
+
+def test_overview_matches_the_store(console: Console) -> None:
+    at = app(console, "data_analyst")
+    clean(at)
+    shown = metrics(at)
+    e = console.engine
+    since7 = (datetime.now(UTC) - timedelta(days=7)).replace(tzinfo=None)
+    since24 = (datetime.now(UTC) - timedelta(hours=24)).replace(tzinfo=None)
+    assert shown["Pipelines"] == str(scalar(e, "SELECT count(*) FROM data_pipelines WHERE is_active"))
+    assert shown["Running now"] == str(
+        scalar(e, "SELECT count(*) FROM pipeline_executions WHERE status = 'running'")
+    )
+    finished = scalar(
+        e, "SELECT count(*) FROM pipeline_executions WHERE status <> 'running' AND started_at >= :s", s=since7
+    )
+    good = scalar(
+        e, f"SELECT count(*) FROM pipeline_executions WHERE status IN {OK} AND started_at >= :s", s=since7
+    )
+    assert (finished, good) == (6, 5)
+    assert shown["Success rate (7 days)"] == f"{100 * good / finished:.1f}%"
+    assert shown["Failed (24 h)"] == str(
+        scalar(
+            e,
+            "SELECT count(*) FROM pipeline_executions WHERE status IN ('failed', 'crashed') AND started_at >= :s",
+            s=since24,
+        )
+    )
+    latest = rows(
+        e,
+        "SELECT p.quality_score FROM pipeline_executions p WHERE p.quality_score IS NOT NULL AND p.started_at = "
+        "(SELECT max(q.started_at) FROM pipeline_executions q WHERE q.pipeline_name = p.pipeline_name AND q.quality_score IS NOT NULL)",
+    )
+    assert len(latest) == 2  # flights_daily and flights_clean carry suites
+    assert shown["Quality score"] == f"{sum(r[0] for r in latest) / len(latest):.1f}"
+    open_alerts = scalar(e, "SELECT count(*) FROM alert_instances WHERE status = 'open'")
+    assert open_alerts == 2  # vendor_prices failed; flights_clean quarantined > 5%
+    assert shown["Open alerts"] == str(open_alerts)
+    health = {m.value.split("**")[1]: m.value for m in at.markdown if "**" in m.value and " — " in m.value}
+    assert "ok" in health["Metadata store"] and "ok" in health["Warehouse"] and "ok" in health["Redis"]
+    assert "not configured" in health["Prefect API"]
+    failures = frame(at, "failed step")
+    assert failures["pipeline"].tolist() == ["vendor_prices"]
+
+
+def test_pipelines_page_matches_the_store(console: Console) -> None:
+    at = app(console, "data_analyst")
+    at.switch_page("app_pages/pipelines.py").run()
+    clean(at)
+    table = frame(at, "success rate").set_index("name")
+    e = console.engine
+    expected = rows(
+        e,
+        "SELECT pipeline_name, count(*), 100.0 * sum(CASE WHEN status IN "
+        + OK
+        + " THEN 1 ELSE 0 END) / count(*), "
+        "avg(CASE WHEN status IN "
+        + OK
+        + " THEN duration_seconds END) FROM pipeline_executions GROUP BY pipeline_name",
+    )
+    assert (
+        sorted(table.index)
+        == sorted(r[0] for r in expected)
+        == sorted(
+            ["flights_daily", "carrier_monthly", "flights_clean", "vendor_prices", "claims_deidentified"]
+        )
+    )
+    for name, runs, rate, mean in expected:
+        assert table.loc[name, "runs (30 d)"] == runs
+        assert table.loc[name, "success rate"] == pytest.approx(rate, abs=0.01)
+        assert table.loc[name, "mean duration (s)"] == pytest.approx(mean, abs=0.01)
+    assert table.loc["vendor_prices", "last status"] == "failed"
+    assert table.loc["vendor_prices", "success rate"] == 50.0
+    assert table.loc["flights_daily", "schedule"] == "0 6 * * * (America/New_York)"
+    tags = json.loads(scalar(e, "SELECT tags FROM data_pipelines WHERE name = 'flights_daily'"))
+    assert table.loc["flights_daily", "tags"] == ", ".join(tags) == "flights, daily, demo"
+    # the next run of flights_daily: the next 06:00 in New York
+    from zoneinfo import ZoneInfo
+
+    ny = datetime.now(ZoneInfo("America/New_York"))
+    nxt = ny.replace(hour=6, minute=0, second=0, microsecond=0)
+    nxt = nxt if nxt > ny else nxt + timedelta(days=1)
+    assert table.loc["flights_daily", "next run (UTC)"].to_pydatetime() == nxt.astimezone(UTC)
+
+
+def test_run_detail_matches_the_store(console: Console) -> None:
+    e = console.engine
+    run_id = scalar(e, "SELECT id FROM pipeline_executions WHERE pipeline_name = 'flights_clean'")
+    at = app(console, "data_analyst")
+    at.switch_page("app_pages/run.py")
+    at.query_params["id"] = run_id
+    at.run()
+    clean(at)
+    assert at.header[0].value == f"flights_clean · run {run_id[:8]}"
+    run = rows(
+        e,
+        "SELECT records_processed, records_loaded, records_quarantined, quality_score FROM pipeline_executions WHERE id = :i",
+        i=run_id,
+    )[0]
+    shown = metrics(at)
+    assert shown["Read"] == f"{run[0]:,}"
+    assert shown["Loaded"] == f"{run[1]:,}" == "280,481"
+    assert shown["Quarantined"] == f"{run[2]:,}" == "56,295"
+    assert shown["Quality score"] == f"{run[3]:.2f}"
+    steps = frame(at, "records in")
+    expected = rows(
+        e,
+        "SELECT step_name, records_in, records_out FROM step_executions WHERE execution_id = :i ORDER BY id",
+        i=run_id,
+    )
+    assert steps["step"].tolist() == [r[0] for r in expected]
+    assert steps["records out"].fillna(-1).astype(int).tolist() == [
+        -1 if r[2] is None else r[2] for r in expected
+    ]
+    checks = frame(at, "pass rate")
+    expected_checks = rows(
+        e,
+        "SELECT rule_name, records_failed FROM data_quality_checks WHERE execution_id = :i ORDER BY id",
+        i=run_id,
+    )
+    assert list(zip(checks["rule"], checks["failed"], strict=True)) == [tuple(r) for r in expected_checks]
+    failing = [x.label for x in at.expander]
+    assert any(label.endswith("tailnum_in_planes: 50,094 failing") for label in failing)
+
+
+def test_failed_run_shows_the_error_and_retries(console: Console) -> None:
+    e = console.engine
+    run_id, step, error_type, retries = rows(
+        e, "SELECT id, failed_step, error_type, retry_count FROM pipeline_executions WHERE status = 'failed'"
+    )[0]
+    at = app(console, "data_analyst")
+    at.switch_page("app_pages/run.py")
+    at.query_params["id"] = run_id[:8]  # the short id that lists show works too
+    at.run()
+    clean(at)
+    assert at.header[0].value.startswith("vendor_prices · run")
+    message = at.error[0].value
+    assert f"**{error_type}** at step **{step}**" in message and f"after {retries} retr" in message
+    assert "broken_feed.csv" in message
+    shown = next(c.value for c in at.caption if "parameters" in c.value)
+    assert json.loads(shown.split("parameters ")[1]) == {"feed": "data/broken_feed.csv"}
+
+
+def test_quality_page_matches_the_store(console: Console) -> None:
+    e = console.engine
+    at = app(console, "data_analyst")
+    at.switch_page("app_pages/quality.py").run()
+    clean(at)
+    assert len(at.get("plotly_chart")) == 3  # by pipeline, table and dimension
+    dims = frame(at, "dimension").set_index("dimension")
+    for dimension, checked, failed in rows(
+        e,
+        "SELECT dimension, sum(records_checked), sum(records_failed) FROM data_quality_checks c WHERE checked_at = "
+        "(SELECT max(checked_at) FROM data_quality_checks d WHERE d.pipeline_name = c.pipeline_name) GROUP BY dimension",
+    ):
+        assert dims.loc[dimension, "pass rate"] == pytest.approx(100 * (1 - failed / checked), abs=0.01)
+
+    at.radio(key="quality_section").set_value("Top issues").run()
+    clean(at)
+    issues = frame(at, "records failed")
+    failing = rows(
+        e,
+        "SELECT rule_name, sum(records_failed) FROM data_quality_checks WHERE records_failed > 0 GROUP BY rule_name ORDER BY 2 DESC",
+    )
+    assert list(zip(issues["rule"], issues["records failed"], strict=True)) == [tuple(r) for r in failing]
+    assert failing[0] == ("tailnum_in_planes", 50094)
+
+    at.radio(key="quality_section").set_value("By source").run()
+    clean(at)
+    sources = frame(at, "records failed").set_index("table")
+    # tailnum and dest come from flights: their failures count for the flights file
+    assert sources.loc["flights", "records failed"] == 50094 + 7602 + 8255
+
+    at.radio(key="quality_section").set_value("Quarantine").run()
+    clean(at)
+    with console.warehouse().connect() as conn:
+        waiting = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM headwater_quarantine WHERE pipeline = 'flights_clean' AND status = 'quarantined'"
+            )
+        ).scalar()
+        by_rules = dict(
+            conn.execute(sa.text("SELECT rules, count(*) FROM headwater_quarantine GROUP BY rules")).all()
+        )
+    overview = frame(at, "waiting rows").set_index("table")
+    assert overview.loc["flights_clean", "waiting rows"] == waiting == 56295
+    counts = frame(at, "rows")
+    assert dict(zip(counts["rules"], counts["rows"], strict=True)) == by_rules
+    page = frame(at, "masked_values")
+    assert len(page) == 100 and page["status"].eq("quarantined").all()
+
+    at.radio(key="quality_section").set_value("Recommendations").run()
+    clean(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert f"{waiting:,} row(s) of flights_clean wait in quarantine" in text
+    assert "no quality suite checks this pipeline" in text  # vendor_prices, carrier_monthly, claims
+
+
+def _closure(engine: sa.Engine, table: str, direction: str) -> set[str]:
+    """Tables upstream/downstream of `table`, by a recursive query over data_lineage."""
+    near, far = ("target_table", "source_table") if direction == "up" else ("source_table", "target_table")
+    found = rows(
+        engine,
+        f"WITH RECURSIVE walk(t) AS (SELECT {far} FROM data_lineage WHERE {near} = :t "
+        f"UNION SELECT l.{far} FROM data_lineage l JOIN walk w ON l.{near} = w.t) SELECT t FROM walk",
+        t=table,
+    )
+    return {r[0] for r in found} - {table}
+
+
+def test_lineage_page_walks_up_and_down(console: Console) -> None:
+    e = console.engine
+    at = app(console, "data_analyst")
+    at.switch_page("app_pages/lineage.py").run()
+    clean(at)
+    dataset = scalar(
+        e, "SELECT DISTINCT target_dataset FROM data_lineage WHERE target_table = 'carrier_daily'"
+    )
+    at.selectbox(key="lineage_node").set_value(f"{dataset}::carrier_daily").run()
+    clean(at)
+    up = set(frame(at, "column")["table"])  # the upstream listing comes first
+    assert up == _closure(e, "carrier_daily", "up") == {"flights", "weather", "airlines"}
+    shown = metrics(at)
+    assert shown["Downstream tables"] == str(len(_closure(e, "carrier_daily", "down"))) == "1"
+    assert shown["Upstream columns"] == str(
+        scalar(
+            e,
+            "SELECT count(DISTINCT source_table || '.' || source_column) FROM data_lineage WHERE target_table = 'carrier_daily'",
+        )
+    )
+    made = frame(at, "how")
+    assert len(made) == scalar(e, "SELECT count(*) FROM data_lineage WHERE target_table = 'carrier_daily'")
