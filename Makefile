@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check headwater flows tasks blocks tests bench
+	$(BIN)/ruff check headwater flows tasks blocks console tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP)

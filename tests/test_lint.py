@@ -10,7 +10,7 @@ from tests.conftest import REPO
 
 def test_ruff() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "headwater", "flows", "tasks", "blocks", "tests", "bench"],
+        [sys.executable, "-m", "ruff", "check", "headwater", "flows", "tasks", "blocks", "console", "tests", "bench"],
         cwd=REPO,
         capture_output=True,
         text=True,

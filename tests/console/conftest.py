@@ -64,7 +64,8 @@ class Receiver:
 def write_alerts(folder: Path, receiver: Receiver) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "channels.yaml").write_text(
-        f"channels:\n  ops-webhook: {{url: '{receiver.url}'}}\ndelivery: {{attempts: 1, backoff_seconds: 0.1}}\n"
+        f"channels:\n  ops-webhook: {{url: '{receiver.url}'}}\n"
+        "delivery: {attempts: 1, backoff_seconds: 0.1}\n"
     )
     (folder / "rules.yaml").write_text(
         "severity_channels: {critical: [ops-webhook], warning: [ops-webhook]}\n"

@@ -200,7 +200,8 @@ def test_sign_out_ends_the_session(console: Console) -> None:
     assert (
         scalar(
             console.engine,
-            "SELECT end_reason FROM console_sessions s JOIN console_users u ON u.id = s.user_id WHERE u.username = 'analyst'",
+            "SELECT end_reason FROM console_sessions s JOIN console_users u ON u.id = s.user_id "
+            "WHERE u.username = 'analyst'",
         )
         == "logout"
     )

@@ -59,14 +59,16 @@ def test_sign_in_form(console: Console) -> None:
     assert (
         scalar(
             console.engine,
-            "SELECT count(*) FROM audit_log WHERE action = 'login' AND username = 'engineer' AND outcome = 'denied'",
+            "SELECT count(*) FROM audit_log "
+            "WHERE action = 'login' AND username = 'engineer' AND outcome = 'denied'",
         )
         == 1
     )
     assert (
         scalar(
             console.engine,
-            "SELECT count(*) FROM console_sessions s JOIN console_users u ON u.id = s.user_id WHERE u.username = 'engineer'",
+            "SELECT count(*) FROM console_sessions s JOIN console_users u ON u.id = s.user_id "
+            "WHERE u.username = 'engineer'",
         )
         == 2
     )
@@ -94,14 +96,17 @@ def test_overview_matches_the_store(console: Console) -> None:
     assert shown["Failed (24 h)"] == str(
         scalar(
             e,
-            "SELECT count(*) FROM pipeline_executions WHERE status IN ('failed', 'crashed') AND started_at >= :s",
+            "SELECT count(*) FROM pipeline_executions "
+            "WHERE status IN ('failed', 'crashed') AND started_at >= :s",
             s=since24,
         )
     )
     latest = rows(
         e,
-        "SELECT p.quality_score FROM pipeline_executions p WHERE p.quality_score IS NOT NULL AND p.started_at = "
-        "(SELECT max(q.started_at) FROM pipeline_executions q WHERE q.pipeline_name = p.pipeline_name AND q.quality_score IS NOT NULL)",
+        "SELECT p.quality_score FROM pipeline_executions p "
+        "WHERE p.quality_score IS NOT NULL AND p.started_at = "
+        "(SELECT max(q.started_at) FROM pipeline_executions q "
+        "WHERE q.pipeline_name = p.pipeline_name AND q.quality_score IS NOT NULL)",
     )
     assert len(latest) == 2  # flights_daily and flights_clean carry suites
     assert shown["Quality score"] == f"{sum(r[0] for r in latest) / len(latest):.1f}"
@@ -166,7 +171,8 @@ def test_run_detail_matches_the_store(console: Console) -> None:
     assert at.header[0].value == f"flights_clean · run {run_id[:8]}"
     run = rows(
         e,
-        "SELECT records_processed, records_loaded, records_quarantined, quality_score FROM pipeline_executions WHERE id = :i",
+        "SELECT records_processed, records_loaded, records_quarantined, quality_score "
+        "FROM pipeline_executions WHERE id = :i",
         i=run_id,
     )[0]
     shown = metrics(at)
@@ -222,8 +228,10 @@ def test_quality_page_matches_the_store(console: Console) -> None:
     dims = frame(at, "dimension").set_index("dimension")
     for dimension, checked, failed in rows(
         e,
-        "SELECT dimension, sum(records_checked), sum(records_failed) FROM data_quality_checks c WHERE checked_at = "
-        "(SELECT max(checked_at) FROM data_quality_checks d WHERE d.pipeline_name = c.pipeline_name) GROUP BY dimension",
+        "SELECT dimension, sum(records_checked), sum(records_failed) FROM data_quality_checks c "
+        "WHERE checked_at = "
+        "(SELECT max(checked_at) FROM data_quality_checks d WHERE d.pipeline_name = c.pipeline_name) "
+        "GROUP BY dimension",
     ):
         assert dims.loc[dimension, "pass rate"] == pytest.approx(100 * (1 - failed / checked), abs=0.01)
 
@@ -232,7 +240,8 @@ def test_quality_page_matches_the_store(console: Console) -> None:
     issues = frame(at, "records failed")
     failing = rows(
         e,
-        "SELECT rule_name, sum(records_failed) FROM data_quality_checks WHERE records_failed > 0 GROUP BY rule_name ORDER BY 2 DESC",
+        "SELECT rule_name, sum(records_failed) FROM data_quality_checks WHERE records_failed > 0 "
+        "GROUP BY rule_name ORDER BY 2 DESC",
     )
     assert list(zip(issues["rule"], issues["records failed"], strict=True)) == [tuple(r) for r in failing]
     assert failing[0] == ("tailnum_in_planes", 50094)
@@ -248,7 +257,8 @@ def test_quality_page_matches_the_store(console: Console) -> None:
     with console.warehouse().connect() as conn:
         waiting = conn.execute(
             sa.text(
-                "SELECT count(*) FROM headwater_quarantine WHERE pipeline = 'flights_clean' AND status = 'quarantined'"
+                "SELECT count(*) FROM headwater_quarantine "
+                "WHERE pipeline = 'flights_clean' AND status = 'quarantined'"
             )
         ).scalar()
         by_rules = dict(
@@ -297,7 +307,8 @@ def test_lineage_page_walks_up_and_down(console: Console) -> None:
     assert shown["Upstream columns"] == str(
         scalar(
             e,
-            "SELECT count(DISTINCT source_table || '.' || source_column) FROM data_lineage WHERE target_table = 'carrier_daily'",
+            "SELECT count(DISTINCT source_table || '.' || source_column) FROM data_lineage "
+            "WHERE target_table = 'carrier_daily'",
         )
     )
     made = frame(at, "how")
