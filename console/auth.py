@@ -31,7 +31,7 @@ def current_user() -> Principal | None:
 def login_form() -> None:
     _, middle, _ = st.columns([1, 2, 1])
     with middle:
-        st.title("🌊 Headwater")
+        st.title(":material/water: Headwater")
         st.caption("Operations console: pipelines, runs, data quality, lineage and alerts.")
         if notice := st.session_state.pop(NOTICE, None):
             st.info(notice)
@@ -45,7 +45,7 @@ def login_form() -> None:
             try:
                 st.session_state[TOKEN] = login(data.engine(), username, password, data.now())
             except LoginFailed as exc:
-                st.error(f"Could not sign in: {exc}.", icon="🔒")
+                st.error(f"Could not sign in: {exc}.", icon=":material/lock:")
                 return
             st.rerun()
         st.caption("No account? A system admin adds one: `headwater users add NAME --role data_analyst`.")

@@ -16,16 +16,6 @@ from headwater.errors import HeadwaterError
 T = TypeVar("T")
 USER = "hw_user"
 
-STATUS_ICON = {
-    "completed": "🟢",
-    "completed_with_warnings": "🟡",
-    "running": "🔵",
-    "failed": "🔴",
-    "crashed": "🟣",
-    "pending": "⚪",
-    "skipped": "⚪",
-    "retrying": "🟠",
-}
 STATUS_COLOR = {
     "completed": "#2e9e5b",
     "completed_with_warnings": "#d4a72c",
@@ -36,8 +26,34 @@ STATUS_COLOR = {
     "skipped": "#9aa5b1",
     "retrying": "#e67e22",
 }
-HEALTH_ICON = {"ok": "✅", "down": "❌", "not_configured": "➖"}
-SEVERITY_ICON = {"critical": "🔴", "error": "🟠", "warning": "🟡", "info": "🔵"}
+# Streamlit markdown colours and Material icons (bundled with Streamlit: no emoji font needed)
+_BADGE = {
+    "completed": "green",
+    "completed_with_warnings": "orange",
+    "running": "blue",
+    "failed": "red",
+    "crashed": "violet",
+    "retrying": "orange",
+    "critical": "red",
+    "error": "red",
+    "warning": "orange",
+    "info": "blue",
+    "high": "red",
+    "medium": "orange",
+    "low": "blue",
+}
+HEALTH_ICON = {
+    "ok": ":green[:material/check_circle:]",
+    "down": ":red[:material/error:]",
+    "not_configured": ":gray[:material/do_not_disturb_on:]",
+}
+
+
+def badge(value: str | None) -> str:
+    """A coloured markdown badge for a status, severity or priority."""
+    if not value:
+        return "—"
+    return f":{_BADGE.get(value, 'gray')}-badge[{value}]"
 
 
 def who() -> Principal:
@@ -70,18 +86,18 @@ def act(work: Callable[[], T], done: Callable[[T], str]) -> T | None:
     try:
         result = work()
     except AccessDenied as exc:
-        st.error(f"Not allowed: {exc}", icon="🚫")
+        st.error(f"Not allowed: {exc}", icon=":material/block:")
         return None
     except HeadwaterError as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(str(exc), icon=":material/warning:")
         return None
     data.refresh()
-    st.success(done(result), icon="✅")
+    st.success(done(result), icon=":material/check_circle:")
     return result
 
 
 def status(value: str | None) -> str:
-    return f"{STATUS_ICON.get(value or '', '⚪')} {value}" if value else "—"
+    return value.replace("_", " ") if value else "—"
 
 
 def seconds(value: float | None) -> str:
@@ -143,5 +159,19 @@ def plotly(fig: Any, key: str, **kwargs: Any) -> Any:
     return st.plotly_chart(fig, key=key, width="stretch", **kwargs)
 
 
+def day_axis(fig: Any, days: int) -> None:
+    """A date axis spanning the whole window, one tick label per day or so (a single day of data
+    would otherwise zoom the axis to milliseconds)."""
+    from datetime import timedelta
+
+    today = datetime.now(UTC).date()
+    fig.update_xaxes(
+        type="date",
+        range=[today - timedelta(days=days), today + timedelta(days=1)],
+        tickformat="%b %d",
+        title=None,
+    )
+
+
 def empty(message: str) -> None:
-    st.info(message, icon="ℹ️")
+    st.info(message, icon=":material/info:")

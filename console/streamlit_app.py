@@ -9,7 +9,7 @@ import streamlit as st
 from console import auth
 from headwater.access import Role
 
-st.set_page_config(page_title="Headwater", page_icon="🌊", layout="wide")
+st.set_page_config(page_title="Headwater", page_icon=":material/water:", layout="wide")
 
 who = auth.current_user()
 if who is None:

@@ -7,10 +7,12 @@ import sys
 
 from tests.conftest import REPO
 
+CHECKED = ["headwater", "flows", "tasks", "blocks", "console", "tests", "bench"]
+
 
 def test_ruff() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "headwater", "flows", "tasks", "blocks", "console", "tests", "bench"],
+        [sys.executable, "-m", "ruff", "check", *CHECKED],
         cwd=REPO,
         capture_output=True,
         text=True,

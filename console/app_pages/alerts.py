@@ -18,7 +18,7 @@ if data.settings().alerts_dir is None:
         "Alerting is not configured here (HEADWATER_ALERTS is unset): alerts recorded in the store are "
         "shown, "
         "but acknowledging, resolving and silencing need the channel and rule config.",
-        icon="ℹ️",
+        icon=":material/info:",
     )
 days = st.select_slider("History window (days)", [1, 7, 30, 90, 365], value=30, key="alerts_days")
 history = data.alerts(int(days))
@@ -46,7 +46,7 @@ def frame(rows: list[dict]) -> pl.DataFrame:  # type: ignore[type-arg]
         [
             {
                 "id": a["id"],
-                "severity": f"{c.SEVERITY_ICON.get(a['severity'], '')} {a['severity']}",
+                "severity": a["severity"],
                 "pipeline": a["pipeline_name"],
                 "rule": a["rule_name"],
                 "status": a["status"],
@@ -131,7 +131,10 @@ else:
 
 st.subheader("Silences")
 for s in data.silences():
-    st.markdown(f"🔕 `{s.matchers}` until {c.when(s.expires_at)} by {s.created_by} — {s.reason}")
+    st.markdown(
+        f":material/notifications_off: `{s.matchers}` until {c.when(s.expires_at)} "
+        f"by {s.created_by} — {s.reason}"
+    )
 with st.form("silence", border=True):
     s1, s2, s3 = st.columns(3)
     pipeline = s1.text_input("Pipeline (glob)", value="*", key="silence_pipeline")

@@ -12,7 +12,7 @@ import streamlit as st
 
 from console import components as c
 from console import data
-from headwater.views.lineage import table_id
+from headwater.views.lineage import layout, table_id
 
 st.title("Lineage")
 names = data.pipeline_table()["name"].to_list()
@@ -46,18 +46,20 @@ if points:
 if st.session_state.get("lineage_node") not in options:
     st.session_state.pop("lineage_node", None)
 
-chosen = st.selectbox("Table or column", options, format_func=label, key="lineage_node")
+deepest = max(tables, key=lambda n: (graph.depth().get(n.id, 0), n.label))
+chosen = st.selectbox(
+    "Table or column", options, index=options.index(deepest.id), format_func=label, key="lineage_node"
+)
 up = graph.upstream(chosen)
 down = graph.downstream(chosen)
 focus_table = table_id(graph.nodes[chosen].dataset, graph.nodes[chosen].table or "")
 up_tables, down_tables = set(graph.tables(up)), set(graph.tables(down))
 
 # ---- the graph: tables laid out left to right by how far they are from their sources
-depth = graph.depth()
-lanes: dict[int, list[str]] = defaultdict(list)
-for t in sorted(depth, key=lambda t: graph.nodes[t].label):
-    lanes[depth[t]].append(t)
-pos = {t: (x, -i + (len(ts) - 1) / 2) for x, ts in lanes.items() for i, t in enumerate(ts)}
+pos = layout(graph)
+lanes: dict[float, int] = defaultdict(int)
+for x, _ in pos.values():
+    lanes[x] += 1
 edges = graph.table_edges()
 fig = go.Figure()
 for row in edges.iter_rows(named=True):
@@ -114,7 +116,7 @@ fig.add_trace(
 fig.update_layout(
     title="Tables (red: chosen · blue: upstream · orange: downstream) — click a table to choose it",
     showlegend=False,
-    height=160 + 90 * max(len(v) for v in lanes.values()),
+    height=160 + 90 * max(lanes.values()),
     xaxis={"visible": False, "range": [-0.5, max(lanes) + 0.5]},
     yaxis={"visible": False},
     clickmode="event+select",

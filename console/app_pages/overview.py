@@ -21,7 +21,7 @@ delta = (
     else round(o.success_rate_7d - o.success_rate_prev_7d, 1)
 )
 cols[2].metric(
-    "Success rate (7 days)",
+    "Success (7 d)",
     c.percent(o.success_rate_7d),
     delta=None if delta is None else f"{delta:+.1f} pts",
     help=f"Finished runs in the last 7 days that completed ({o.runs_7d} runs); delta: the 7 days before.",
@@ -70,6 +70,7 @@ with left:
             )
         )
         fig.update_yaxes(title="mean run score", range=[max(0, min(t["score"].min() or 0, 100) - 5), 100.5])  # type: ignore[operator]
+        c.day_axis(fig, 30)
         c.plotly(fig, key="quality_trend", config={"displayModeBar": False})
 
 

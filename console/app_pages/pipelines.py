@@ -71,7 +71,8 @@ st.subheader(chosen)
 if row["description"]:
     st.caption(row["description"])
 m = st.columns(5)
-m[0].metric("Last run", c.status(row["last_status"]), help=c.when(row["last_started_at"]))
+m[0].metric("Last run", c.ago(row["last_started_at"]), help=c.when(row["last_started_at"]))
+m[0].markdown(c.badge(row["last_status"]))
 m[1].metric(
     "Next run",
     c.ago(state.next_run) if state and state.next_run else "—",
@@ -90,9 +91,12 @@ right.dataframe(detail["destinations"], hide_index=True, width="stretch", key="d
 
 history = data.run_list(pipeline=chosen, limit=60).sort("started_at")
 if not history.is_empty():
+    labels = history.select(
+        pl.col("started_at").dt.strftime("%m-%d %H:%M") + " · " + pl.col("id").str.head(4)
+    ).to_series()
     fig = go.Figure(
         go.Bar(
-            x=history["started_at"].to_list(),
+            x=labels.to_list(),
             y=history["duration_seconds"].to_list(),
             marker_color=[c.STATUS_COLOR.get(s, "#9aa5b1") for s in history["status"].to_list()],
             customdata=list(
@@ -101,7 +105,10 @@ if not history.is_empty():
             hovertemplate="%{x}<br>%{y:.1f} s · %{customdata[0]} · run %{customdata[1]}<extra></extra>",
         )
     )
-    fig.update_layout(title="Recent runs: duration, coloured by status", yaxis_title="seconds")
+    fig.update_layout(title="Recent runs: duration, coloured by status", yaxis_title="seconds", bargap=0.3)
+    fig.update_xaxes(type="category", showticklabels=history.height <= 30, tickangle=-45)
+    if history.height < 12:  # a few runs: keep the bars narrow
+        fig.update_xaxes(range=[-0.5, 11.5])
     c.plotly(fig, key="pipeline_history", config={"displayModeBar": False})
 
 

@@ -46,6 +46,7 @@ if section == "Trends":
             title="Run quality score by pipeline",
         )
         fig.update_yaxes(title="mean score (0–100)")
+        c.day_axis(fig, int(days))
         c.plotly(fig, key="trend_pipeline")
     if checks.is_empty():
         c.empty("No quality checks ran in this window.")
@@ -62,6 +63,7 @@ if section == "Trends":
                 title="Pass rate by table",
             )
             fig.update_yaxes(title="records passing (%)")
+            c.day_axis(fig, int(days))
             c.plotly(fig, key="trend_table")
         with right:
             by_dim = quality.trend_by(checks, "dimension")
@@ -74,6 +76,7 @@ if section == "Trends":
                 title="Pass rate by dimension",
             )
             fig.update_yaxes(title="records passing (%)")
+            c.day_axis(fig, int(days))
             c.plotly(fig, key="trend_dimension")
         st.markdown("**Latest run, by dimension**")
         latest = quality.latest_by(checks, "dimension")
@@ -152,10 +155,9 @@ elif section == "Recommendations":
     recs = data.recommendations(int(days), pipeline)
     if not recs:
         st.success("Nothing to recommend: every rule passes and every pipeline is checked.")
-    icon = {"high": "🔴", "medium": "🟠", "low": "🔵"}
     for rec in recs:
         with st.container(border=True):
-            st.markdown(f"{icon[rec.priority]} **{rec.title}** — `{rec.pipeline}`")
+            st.markdown(f"{c.badge(rec.priority)} **{rec.title}** — `{rec.pipeline}`")
             if rec.detail:
                 st.caption(rec.detail)
             st.markdown(f"→ {rec.action}")

@@ -79,7 +79,7 @@ run = detail.run
 
 st.header(f"{run['pipeline_name']} · run {run_id[:8]}")
 st.caption(
-    f"{c.status(run['status'])} · {run['execution_type']} · started {c.when(run['started_at'])} · "
+    f"{c.badge(run['status'])} · {run['execution_type']} · started {c.when(run['started_at'])} · "
     f"flow run {run['flow_run_id'] or '—'} · host {run['hostname']}"
 )
 m = st.columns(7)
@@ -99,7 +99,7 @@ if run["status"] in ("failed", "crashed"):
         f"**{run['error_type'] or 'Error'}** at step **{run['failed_step'] or '—'}** "
         f"after {run['retry_count']} retr{'y' if run['retry_count'] == 1 else 'ies'}:  \n"
         f"{run['error_message'] or ''}",
-        icon="🛑",
+        icon=":material/error:",
     )
 for warning in run.get("warnings") or []:
     st.warning(warning)
@@ -170,9 +170,7 @@ else:
     )
     for k in detail.checks:
         if k["records_failed"]:
-            with st.expander(
-                f"{c.SEVERITY_ICON.get(k['severity'], '')} {k['rule_name']}: {k['records_failed']:,} failing"
-            ):
+            with st.expander(f"{k['severity']} · {k['rule_name']}: {k['records_failed']:,} failing"):
                 if k["remediation"]:
                     st.markdown(f"**Hint:** {k['remediation']}")
                 if k["sample_failures"]:

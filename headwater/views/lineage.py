@@ -140,6 +140,31 @@ class LineageGraph:
         return {t: level(t, frozenset()) for t in tables}
 
 
+def layout(graph: LineageGraph) -> dict[str, tuple[float, float]]:
+    """x, y of every table: x its depth, y its place in its lane, ordered so that edges cross little
+    (each lane sorted by the mean place of the tables it connects to, sweeping right then left)."""
+    depth = graph.depth()
+    lanes: dict[int, list[str]] = defaultdict(list)
+    for t in sorted(depth, key=lambda t: graph.nodes[t].label):
+        lanes[depth[t]].append(t)
+    edges = graph.table_edges()
+    links: dict[str, set[str]] = defaultdict(set)
+    for s, t in zip(edges["source"], edges["target"], strict=True):
+        links[s].add(t)
+        links[t].add(s)
+    place = {t: float(i) for ts in lanes.values() for i, t in enumerate(ts)}
+    order = sorted(lanes)
+    for sweep in (order[1:], order[-2::-1], order[1:]):
+        for x in sweep:
+            centre = {}
+            for t in lanes[x]:
+                near = [place[o] for o in links[t] if depth.get(o) != x]
+                centre[t] = sum(near) / len(near) if near else place[t]
+            lanes[x].sort(key=lambda t: (centre[t], graph.nodes[t].label))
+            place.update({t: float(i) for i, t in enumerate(lanes[x])})
+    return {t: (float(x), -i + (len(ts) - 1) / 2) for x, ts in lanes.items() for i, t in enumerate(ts)}
+
+
 def lineage_graph(engine: sa.Engine, pipeline: str | None = None) -> LineageGraph:
     lin = data_lineage
     query = sa.select(*(lin.c[k] for k in EDGES))

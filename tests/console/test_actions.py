@@ -195,7 +195,7 @@ def test_an_admin_manages_users_and_reads_the_audit_log(console: Console) -> Non
 def test_sign_out_ends_the_session(console: Console) -> None:
     at = app(console, "data_analyst")
     at.button(key="sign_out").click().run()
-    assert at.title[0].value == "🌊 Headwater"
+    assert at.title[0].value.endswith("Headwater")
     assert "You signed out" in at.info[0].value
     assert (
         scalar(
@@ -207,4 +207,4 @@ def test_sign_out_ends_the_session(console: Console) -> None:
     )
     at.session_state["hw_token"] = console.tokens["data_analyst"]  # replaying the old token does not work
     at.run()
-    assert at.title[0].value == "🌊 Headwater"
+    assert at.title[0].value.endswith("Headwater")

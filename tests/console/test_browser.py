@@ -1,0 +1,162 @@
+"""The served console in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright;
+no browser is downloaded): sign in, open every page from the sidebar, check its key text and that no
+exception shows, and save a screenshot of each page. An analyst's "Run now" is refused on screen."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO
+from tests.console.conftest import PASSWORD, Console
+
+pytestmark = pytest.mark.prefect
+CHROMIUM = os.environ.get("HEADWATER_TEST_CHROMIUM", "/usr/bin/chromium")
+SHOTS = REPO / ".artifacts" / "screenshots"
+PAGES = [
+    # sidebar link, title, texts the page must show
+    (
+        "Overview",
+        "Overview",
+        ["Success (7 d)", "Quality trend (30 days)", "Metadata store", "Recent failures"],
+    ),
+    ("Pipelines", "Pipelines", ["carrier_monthly", "Sources", "Run now", "Recent runs: duration"]),
+    ("Runs", "Runs", ["Steps", "Step timeline", "Quality checks", "Data samples"]),
+    ("Quality", "Quality", ["Run quality score by pipeline", "Pass rate by dimension"]),
+    ("Lineage", "Lineage", ["Upstream", "Downstream", "How each column is made"]),
+    ("Alerts", "Alerts", ["MTTA", "Active", "on vendor_prices", "Silences", "History"]),
+    ("Admin", "Administration", ["Add a user", "Change a user"]),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(console: Console, tmp_path: Path) -> Iterator[str]:
+    """`headwater console` serving this test's store, until the test ends."""
+    port = _free_port()
+    log = (tmp_path / "console.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "headwater.cli", "console", "--port", str(port)],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise AssertionError((tmp_path / "console.log").read_text())
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+def _settled(page: object) -> None:
+    """Wait until the script run ends (the "running" indicator goes) and the page stops changing."""
+    page.wait_for_timeout(300)  # type: ignore[attr-defined]
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
+    )
+    page.wait_for_timeout(500)  # type: ignore[attr-defined]
+
+
+def _sign_in(page: object, url: str, user: str) -> None:
+    page.goto(url)  # type: ignore[attr-defined]
+    page.get_by_label("User name").fill(user)  # type: ignore[attr-defined]
+    page.get_by_label("Password", exact=True).fill(PASSWORD)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
+    page.get_by_role("heading", name="Overview").wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    _settled(page)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run scripts/ensure-browser.sh"
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+def test_every_page_in_a_browser(served: str, browser: object) -> None:
+    if SHOTS.exists():
+        shutil.rmtree(SHOTS)
+    SHOTS.mkdir(parents=True)
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})  # type: ignore[attr-defined]
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(served)
+    page.get_by_role("heading", name="Headwater").wait_for(timeout=60_000)
+    page.screenshot(path=str(SHOTS / "00-sign-in.png"), full_page=True)
+    _sign_in(page, served, "admin")
+    for number, (link, title, texts) in enumerate(PAGES, start=1):
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=link).click()
+        page.get_by_role("heading", name=title, exact=True).wait_for(timeout=60_000)
+        _settled(page)
+        if page.locator(".js-plotly-plot").count():
+            page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        body = page.inner_text("body")
+        missing = [t for t in texts if t not in body]
+        assert not missing, f"{title}: {missing} not on the page"
+        assert page.locator('[data-testid="stException"]').count() == 0, f"{title}: {body[:2000]}"
+        assert "Traceback" not in body, f"{title}: {body[:2000]}"
+        page.screenshot(path=str(SHOTS / f"{number:02d}-{link.lower()}.png"), full_page=True)
+    assert not errors, errors
+    print(f"\nscreenshots of {len(PAGES) + 1} pages in {SHOTS}")
+
+
+def test_an_analyst_is_refused_on_screen(served: str, browser: object, console: Console) -> None:
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})  # type: ignore[attr-defined]
+    _sign_in(page, served, "analyst")
+    nav = page.get_by_test_id("stSidebarNav")
+    assert nav.get_by_role("link", name="Admin").count() == 0
+    nav.get_by_role("link", name="Pipelines").click()
+    page.get_by_role("heading", name="Pipelines", exact=True).wait_for(timeout=60_000)
+    _settled(page)
+    page.get_by_role("button", name="Run now").click()
+    page.get_by_text("Not allowed: analyst (data_analyst) may not pipeline.run").wait_for(timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "08-analyst-refused.png"), full_page=True)
+    with console.engine.connect() as conn:
+        import sqlalchemy as sa
+
+        denied = conn.execute(
+            sa.text("SELECT username, action, outcome FROM audit_log WHERE action = 'pipeline.run'")
+        ).all()
+    assert [tuple(r) for r in denied] == [("analyst", "pipeline.run", "denied")]
