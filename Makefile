@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench console clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-services.sh
+	bash scripts/ensure-browser.sh
 	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check headwater flows tasks blocks console tests bench
 	$(BIN)/mypy
+
+console: $(STAMP)
+	$(BIN)/headwater console
 
 bench: $(STAMP)
 	$(BIN)/python bench/etl.py
