@@ -263,7 +263,8 @@ def reads(engine: sa.Engine, warehouse: sa.Engine, token: str) -> dict[str, Call
         graph = lineage.lineage_graph(engine, None)
         tables_ = [n for n in graph.nodes.values() if n.kind == "table"]
         chosen = min(tables_, key=lambda n: (n.label, n.dataset)).id  # the picker's first option
-        graph.tables(graph.upstream(chosen)), graph.tables(graph.downstream(chosen))
+        graph.tables(graph.upstream(chosen))
+        graph.tables(graph.downstream(chosen))
         return graph.depth(), graph.table_edges()  # what lineage.layout() reads
 
     def alerts_page() -> object:
