@@ -213,7 +213,7 @@ def _recommendations(url: str, days: int, pipeline: str | None) -> list[quality.
     waiting = {
         (p, t): int(n)
         for p, t, n in quarantine_overview().select("pipeline", "table", "waiting").iter_rows()
-        if pipeline in (None, p)
+        if pipeline in (None, p) and n is not None
     }
     return quality.recommendations(_engine(url), _checks(url, days, pipeline), now(), waiting)
 
@@ -281,13 +281,27 @@ def _connections(default_warehouse_url: str, prefect_api_url: str | None) -> Con
     return Connections(default_warehouse_url)
 
 
+@st.cache_resource(show_spinner=False, max_entries=200)
+def _spec(pipelines_dir: str, pipeline: str, stamp: float) -> Any:
+    from headwater.spec.loader import find_pipeline
+
+    return find_pipeline(pipelines_dir, pipeline, reading=True)
+
+
+def spec(pipeline: str) -> Any:
+    """The pipeline's spec, read (not checked: that reads its source files) and kept until the
+    file changes."""
+    folder = settings().pipelines_dir
+    path = folder / f"{pipeline}.yaml"
+    return _spec(str(folder), pipeline, path.stat().st_mtime if path.exists() else 0.0)
+
+
 def warehouse_engine(pipeline: str) -> sa.Engine:
     """The engine of the pipeline's warehouse, resolved from its spec as runs resolve it."""
-    from headwater.spec.loader import find_pipeline
     from headwater.spec.models import LoadStep
 
     s = settings()
-    loaded = find_pipeline(s.pipelines_dir, pipeline)
+    loaded = spec(pipeline)
     load = next((st_ for st_ in loaded.spec.steps if isinstance(st_, LoadStep)), None)
     ref = (load.destination.warehouse if load else None) or loaded.spec.warehouse
     return _connections(s.warehouse_url, s.prefect_api_url).engine(ref)
@@ -368,7 +382,4 @@ def audit(limit: int, username: str | None, action: str | None, outcome: str | N
 
 def pipeline_params(pipeline: str) -> dict[str, Any]:
     """The parameters the pipeline's spec declares (name -> ParamSpec), for the run-now form."""
-    from headwater.spec.loader import find_pipeline
-
-    loaded = find_pipeline(settings().pipelines_dir, pipeline, params_may_be_unset=True)
-    return dict(loaded.spec.params)
+    return dict(spec(pipeline).spec.params)

@@ -290,6 +290,7 @@ The data:     {display_url(settings.warehouse_url)}
 Quarantine:   headwater quarantine list --pipeline flights_clean
               e.g. sqlite3 {warehouse} 'SELECT * FROM carrier_daily LIMIT 5'
 Run history:  headwater runs      (one run: headwater runs --run <id>)
+Console:      headwater console  (make console; http://127.0.0.1:8501)
 Prefect UI:   {ui}""")
     return 1 if failed else 0
 

@@ -494,15 +494,19 @@ def find_pipeline(
     *,
     params: Mapping[str, Any] | None = None,
     params_may_be_unset: bool = False,
+    reading: bool = False,
 ) -> LoadedSpec:
     """The spec named `name` in `directory` (file name first, then every file), loaded with the
     run's `params`. `params_may_be_unset`: for reading the spec (e.g. to build a form), not running
-    it: a required parameter without a value takes a placeholder instead of failing."""
+    it: a required parameter without a value takes a placeholder instead of failing. `reading`:
+    only to look at it (its parameters, where it loads): no cross-field checks (they read the
+    source files), and unset secrets stay references."""
     directory = Path(directory)
-    unset = params_may_be_unset
+    unset = params_may_be_unset or reading
+    light = {"check": False, "secrets_may_be_unset": True} if reading else {}
     for candidate in (directory / f"{name}.yaml", directory / f"{name}.yml"):
         if candidate.is_file():
-            loaded = load_pipeline(candidate, env, params=params, params_may_be_unset=unset)
+            loaded = load_pipeline(candidate, env, params=params, params_may_be_unset=unset, **light)
             if loaded.spec.name == name:
                 return loaded
     specs = load_pipelines(directory, env)
@@ -517,4 +521,4 @@ def find_pipeline(
                 )
             ]
         )
-    return load_pipeline(specs[name].path, env, params=params, params_may_be_unset=unset)
+    return load_pipeline(specs[name].path, env, params=params, params_may_be_unset=unset, **light)

@@ -8,6 +8,7 @@ import json
 import shutil
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from headwater.access import login
 from headwater.access.users import add_user
 from headwater.settings import Settings
 from headwater.store import Store
-from tests.conftest import EXAMPLES, REPO, run_flow
+from tests.conftest import EXAMPLES, PG_ADMIN_URL, REPO, run_flow
 
 APP = str(Path(__file__).resolve().parents[2] / "console" / "streamlit_app.py")
 EXAMPLE_RUNS = ["flights_daily", "carrier_monthly", "flights_clean", "vendor_prices", "claims_deidentified"]
@@ -81,6 +82,8 @@ class Golden:
     pipelines: Path
     alerts: Path
     receiver: Receiver
+    database_url: str | None
+    """None: the embedded SQLite store in `home`; else a PostgreSQL database used as a template."""
 
 
 def _checkpoint(folder: Path) -> None:
@@ -90,21 +93,41 @@ def _checkpoint(folder: Path) -> None:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-@pytest.fixture(scope="session")
-def golden(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Golden]:
-    """The example pipelines run for real into a fresh embedded home; then vendor_prices runs once
-    more on a malformed feed and fails (alerting to the local receiver)."""
-    root = tmp_path_factory.mktemp("console_golden")
+def _pg(name: str) -> str:
+    return sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _admin(sql: str) -> None:
+    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(sql)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def golden(
+    request: pytest.FixtureRequest, prefect_api: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Golden]:
+    """The example pipelines run for real into a fresh store (embedded SQLite, or a PostgreSQL
+    database); then vendor_prices runs once more on a malformed feed and fails (alerting to the
+    local receiver). Tests get copies of it (`console`)."""
+    root = tmp_path_factory.mktemp(f"console_golden_{request.param}")
     pipelines = root / "pipelines"
     shutil.copytree(EXAMPLES, pipelines)
     shutil.copytree(REPO / "quality_suites", root / "quality_suites")  # specs name ../quality_suites/
     (pipelines / "data" / "broken_feed.csv").write_text(BROKEN_FEED)
     receiver = Receiver()
-    golden = Golden(root / "home", pipelines, root / "alerts", receiver)
+    database = f"hw_golden_{uuid.uuid4().hex[:10]}" if request.param == "postgres" else None
+    if database:
+        _admin(f'CREATE DATABASE "{database}"')
+    golden = Golden(root / "home", pipelines, root / "alerts", receiver, _pg(database) if database else None)
     write_alerts(golden.alerts, receiver)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HEADWATER_HOME", str(golden.home))
-        mp.delenv("HEADWATER_DATABASE_URL", raising=False)
+        if golden.database_url:
+            mp.setenv("HEADWATER_DATABASE_URL", golden.database_url)
+        else:
+            mp.delenv("HEADWATER_DATABASE_URL", raising=False)
         mp.delenv("HEADWATER_WAREHOUSE_URL", raising=False)
         mp.setenv("HEADWATER_PIPELINES", str(pipelines))
         mp.setenv("HEADWATER_ALERTS", str(golden.alerts))
@@ -118,11 +141,13 @@ def golden(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     _checkpoint(golden.home)
     yield golden
     receiver.close()
+    if database:
+        _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @dataclass
 class Console:
-    """One test's copy of the golden home, with users of every role signed in."""
+    """One test's copy of the golden store and warehouse, with users of every role signed in."""
 
     settings: Settings
     engine: sa.Engine
@@ -136,8 +161,15 @@ class Console:
 def console(golden: Golden, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
     home = tmp_path / "home"
     shutil.copytree(golden.home, home)
+    database = None
     monkeypatch.setenv("HEADWATER_HOME", str(home))
-    monkeypatch.delenv("HEADWATER_DATABASE_URL", raising=False)
+    if golden.database_url:  # a database of its own, copied from the golden one
+        database = f"hw_test_{uuid.uuid4().hex[:10]}"
+        template = sa.make_url(golden.database_url).database
+        _admin(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
+        monkeypatch.setenv("HEADWATER_DATABASE_URL", _pg(database))
+    else:
+        monkeypatch.delenv("HEADWATER_DATABASE_URL", raising=False)
     monkeypatch.delenv("HEADWATER_WAREHOUSE_URL", raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("HEADWATER_PIPELINES", str(golden.pipelines))
@@ -153,6 +185,12 @@ def console(golden: Golden, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         tokens[role] = login(store.engine, name, PASSWORD, now)
     yield Console(settings, store.engine, tokens)
     store.dispose()
+    if database:
+        _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+sqlite_only = pytest.mark.parametrize("golden", ["sqlite"], indirect=True)
+"""For tests whose subject is not the store (a browser, Prefect deployments): one backend is enough."""
 
 
 def app(console: Console, role: str | None = None, timeout: float = 60) -> Any:

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.console.conftest import PASSWORD, Console
+from tests.console.conftest import PASSWORD, Console, sqlite_only
 
-pytestmark = pytest.mark.prefect
+pytestmark = [pytest.mark.prefect, sqlite_only]
 CHROMIUM = os.environ.get("HEADWATER_TEST_CHROMIUM", "/usr/bin/chromium")
 SHOTS = REPO / ".artifacts" / "screenshots"
 PAGES = [

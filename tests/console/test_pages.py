@@ -30,14 +30,30 @@ def frame(at: Any, column: str) -> Any:
     )
 
 
+def _text(sql: str, params: dict[str, Any]) -> Any:
+    """Datetimes bound as timestamps with a time zone (SQLite stores them as naive UTC text)."""
+    stmt = sa.text(sql)
+    typed = [
+        sa.bindparam(k, type_=sa.DateTime(timezone=True))
+        for k, v in params.items()
+        if isinstance(v, datetime)
+    ]
+    return stmt.bindparams(*typed) if typed else stmt
+
+
 def scalar(engine: sa.Engine, sql: str, **params: Any) -> Any:
     with engine.connect() as conn:
-        return conn.execute(sa.text(sql), params).scalar()
+        return conn.execute(_text(sql, params), params).scalar()
 
 
 def rows(engine: sa.Engine, sql: str, **params: Any) -> list[Any]:
     with engine.connect() as conn:
-        return list(conn.execute(sa.text(sql), params).all())
+        return list(conn.execute(_text(sql, params), params).all())
+
+
+def as_json(value: Any) -> Any:
+    """A JSON column as Python (SQLite's driver gives text, PostgreSQL's the value)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def clean(at: Any) -> None:
@@ -79,8 +95,8 @@ def test_overview_matches_the_store(console: Console) -> None:
     clean(at)
     shown = metrics(at)
     e = console.engine
-    since7 = (datetime.now(UTC) - timedelta(days=7)).replace(tzinfo=None)
-    since24 = (datetime.now(UTC) - timedelta(hours=24)).replace(tzinfo=None)
+    since7 = datetime.now(UTC) - timedelta(days=7)
+    since24 = datetime.now(UTC) - timedelta(hours=24)
     assert shown["Pipelines"] == str(scalar(e, "SELECT count(*) FROM data_pipelines WHERE is_active"))
     assert shown["Running now"] == str(
         scalar(e, "SELECT count(*) FROM pipeline_executions WHERE status = 'running'")
@@ -144,12 +160,12 @@ def test_pipelines_page_matches_the_store(console: Console) -> None:
     )
     for name, runs, rate, mean in expected:
         assert table.loc[name, "runs (30 d)"] == runs
-        assert table.loc[name, "success rate"] == pytest.approx(rate, abs=0.01)
-        assert table.loc[name, "mean duration (s)"] == pytest.approx(mean, abs=0.01)
+        assert table.loc[name, "success rate"] == pytest.approx(float(rate), abs=0.01)
+        assert table.loc[name, "mean duration (s)"] == pytest.approx(float(mean), abs=0.01)
     assert table.loc["vendor_prices", "last status"] == "failed"
     assert table.loc["vendor_prices", "success rate"] == 50.0
     assert table.loc["flights_daily", "schedule"] == "0 6 * * * (America/New_York)"
-    tags = json.loads(scalar(e, "SELECT tags FROM data_pipelines WHERE name = 'flights_daily'"))
+    tags = as_json(scalar(e, "SELECT tags FROM data_pipelines WHERE name = 'flights_daily'"))
     assert table.loc["flights_daily", "tags"] == ", ".join(tags) == "flights, daily, demo"
     # the next run of flights_daily: the next 06:00 in New York
     from zoneinfo import ZoneInfo
@@ -233,7 +249,9 @@ def test_quality_page_matches_the_store(console: Console) -> None:
         "(SELECT max(checked_at) FROM data_quality_checks d WHERE d.pipeline_name = c.pipeline_name) "
         "GROUP BY dimension",
     ):
-        assert dims.loc[dimension, "pass rate"] == pytest.approx(100 * (1 - failed / checked), abs=0.01)
+        assert dims.loc[dimension, "pass rate"] == pytest.approx(
+            100 * (1 - int(failed) / int(checked)), abs=0.01
+        )
 
     at.radio(key="quality_section").set_value("Top issues").run()
     clean(at)

@@ -6,7 +6,6 @@ leaves the deployment as it was."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,10 +19,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.conftest import REPO
-from tests.console.conftest import Console, app
-from tests.console.test_pages import clean, frame, rows
+from tests.console.conftest import Console, app, sqlite_only
+from tests.console.test_pages import as_json, clean, frame, rows
 
-pytestmark = pytest.mark.prefect
+pytestmark = [pytest.mark.prefect, sqlite_only]
 PREFECT = str(Path(sys.executable).parent / "prefect")
 POOL = "headwater-process"
 
@@ -153,4 +152,4 @@ def test_run_now_creates_a_flow_run_that_a_worker_executes(
     assert found, out[-4000:]
     status, kind, loaded, params, _ = found[0]
     assert (status, kind, loaded) == ("completed_with_warnings", "manual", 9)
-    assert json.loads(params) == {"feed": "./data/vendor_prices.csv"}
+    assert as_json(params) == {"feed": "./data/vendor_prices.csv"}
