@@ -12,7 +12,7 @@ import streamlit as st
 
 from console import components as c
 from console import data
-from headwater.views.lineage import layout, table_id
+from headwater.views.lineage import column_layout, layout, table_id
 
 st.title("Lineage")
 names = data.pipeline_table()["name"].to_list()
@@ -55,16 +55,42 @@ down = graph.downstream(chosen)
 focus_table = table_id(graph.nodes[chosen].dataset, graph.nodes[chosen].table or "")
 up_tables, down_tables = set(graph.tables(up)), set(graph.tables(down))
 
-# ---- the graph: tables laid out left to right by how far they are from their sources
-pos = layout(graph)
-lanes: dict[float, int] = defaultdict(int)
-for x, _ in pos.values():
-    lanes[x] += 1
-edges = graph.table_edges()
+# ---- the graph: tables (or columns) laid out left to right by how far they are from their sources
+level = st.radio("Graph of", ["Tables", "Columns"], horizontal=True, key="lineage_level")
+made_here = {t for t in graph.table_edges()["target"].to_list()}
+
+
+def colour(node_id: str, table: str) -> str:
+    if node_id == chosen or (graph.nodes[chosen].kind != "column" and table == focus_table):
+        return "#d64545"
+    if node_id in up_ids or (level == "Tables" and table in up_tables):
+        return "#3a7bd5"
+    if node_id in down_ids or (level == "Tables" and table in down_tables):
+        return "#e67e22"
+    return "#9aa5b1"
+
+
+up_ids, down_ids = {n.id for n in up}, {n.id for n in down}
+if level == "Tables":
+    pos = layout(graph)
+    links = [
+        (r["source"], r["target"], {r["source"], r["target"]} <= up_tables | down_tables | {focus_table})
+        for r in graph.table_edges().iter_rows(named=True)
+    ]
+    ids = list(pos)
+    tables_of = dict(zip(ids, ids, strict=True))
+    labels = [graph.nodes[t].label for t in ids]
+else:  # the chosen node's columns and every column up- and downstream of them
+    related = [*graph.members(chosen), *up_ids, *down_ids]
+    pos = column_layout(graph, list(dict.fromkeys(related)))
+    ids = list(pos)
+    links = [(s, t, True) for s, t in graph.links_among(set(ids))]
+    tables_of = {i: table_id(graph.nodes[i].dataset, graph.nodes[i].table or "") for i in ids}
+    labels = [graph.nodes[i].label for i in ids]
+
 fig = go.Figure()
-for row in edges.iter_rows(named=True):
-    (x0, y0), (x1, y1) = pos[row["source"]], pos[row["target"]]
-    on_path = {row["source"], row["target"]} <= up_tables | down_tables | {focus_table}
+for source, target, on_path in links:
+    (x0, y0), (x1, y1) = pos[source], pos[target]
     fig.add_annotation(
         x=x1,
         y=y1,
@@ -79,45 +105,37 @@ for row in edges.iter_rows(named=True):
         arrowsize=1.2,
         arrowwidth=2.5 if on_path else 1,
         arrowcolor="#0b6e99" if on_path else "#c3cad3",
-        standoff=14,
-        startstandoff=14,
+        standoff=10,
+        startstandoff=10,
     )
-
-
-def colour(t: str) -> str:
-    if t == focus_table:
-        return "#d64545"
-    if t in up_tables:
-        return "#3a7bd5"
-    if t in down_tables:
-        return "#e67e22"
-    return "#9aa5b1"
-
-
-ids = list(pos)
 fig.add_trace(
     go.Scatter(
-        x=[pos[t][0] for t in ids],
-        y=[pos[t][1] for t in ids],
+        x=[pos[i][0] for i in ids],
+        y=[pos[i][1] for i in ids],
         mode="markers+text",
-        text=[graph.nodes[t].label for t in ids],
+        text=labels,
         textposition="top center",
+        textfont={"size": 12 if level == "Tables" else 10},
         customdata=ids,
-        hovertext=[graph.nodes[t].dataset for t in ids],
+        hovertext=[graph.nodes[i].dataset for i in ids],
         hovertemplate="%{text}<br>%{hovertext}<extra></extra>",
         marker={
-            "size": 26,
-            "color": [colour(t) for t in ids],
+            "size": 26 if level == "Tables" else 14,
+            "color": [colour(i, tables_of[i]) for i in ids],
             "line": {"width": 2, "color": "white"},
-            "symbol": "square",
+            # squares: tables Headwater loads; circles: the sources they are made from
+            "symbol": ["square" if tables_of[i] in made_here else "circle" for i in ids],
         },
     )
 )
+per_lane: dict[float, int] = defaultdict(int)
+for x, _ in pos.values():
+    per_lane[x] += 1
 fig.update_layout(
-    title="Tables (red: chosen · blue: upstream · orange: downstream) — click a table to choose it",
+    title=f"{level} (red: chosen · blue: upstream · orange: downstream; ● source ■ loaded) — click to choose",
     showlegend=False,
-    height=160 + 90 * max(lanes.values()),
-    xaxis={"visible": False, "range": [-0.5, max(lanes) + 0.5]},
+    height=max(320, 160 + (90 if level == "Tables" else 44) * max(per_lane.values())),
+    xaxis={"visible": False, "range": [-0.5, max(per_lane) + 0.5]},
     yaxis={"visible": False},
     clickmode="event+select",
 )

@@ -69,7 +69,7 @@ class LineageGraph:
                     queue.append(nxt)
         return order
 
-    def _expand(self, node_id: str) -> list[str]:
+    def members(self, node_id: str) -> list[str]:
         """A dataset or table stands for its columns."""
         node = self.nodes[node_id]
         if node.kind == "column":
@@ -85,13 +85,17 @@ class LineageGraph:
     def _related(self, node_id: str, links: dict[str, set[str]]) -> list[Node]:
         if node_id not in self.nodes:
             return []
-        starts = self._expand(node_id)
+        starts = self.members(node_id)
         found: dict[str, None] = {}
         for start in starts:
             for n in self._walk(start, links):
                 if n not in starts:
                     found[n] = None
         return [self.nodes[n] for n in found]
+
+    def links_among(self, ids: set[str]) -> list[tuple[str, str]]:
+        """The column edges (source, target) with both ends in `ids`."""
+        return [(s, t) for s in sorted(ids) for t in sorted(self._down.get(s, ())) if t in ids]
 
     def upstream(self, node_id: str) -> list[Node]:
         """Every column this node's columns are made from, nearest first."""
@@ -163,6 +167,28 @@ def layout(graph: LineageGraph) -> dict[str, tuple[float, float]]:
             lanes[x].sort(key=lambda t: (centre[t], graph.nodes[t].label))
             place.update({t: float(i) for i, t in enumerate(lanes[x])})
     return {t: (float(x), -i + (len(ts) - 1) / 2) for x, ts in lanes.items() for i, t in enumerate(ts)}
+
+
+def column_layout(graph: LineageGraph, columns: list[str]) -> dict[str, tuple[float, float]]:
+    """x, y of the given column nodes: x their table's depth; in each lane, tables in `layout`'s
+    order, each table's columns stacked by name, with a gap between tables."""
+    tables = layout(graph)
+    by_table: dict[str, list[str]] = defaultdict(list)
+    for col in sorted(columns, key=lambda c: graph.nodes[c].label):
+        node = graph.nodes[col]
+        by_table[table_id(node.dataset, node.table or "")].append(col)
+    lanes: dict[float, list[str]] = defaultdict(list)
+    for t in sorted(by_table, key=lambda t: -tables[t][1]):
+        lanes[tables[t][0]].append(t)
+    out: dict[str, tuple[float, float]] = {}
+    for x, lane in lanes.items():
+        y = 0.0
+        for t in lane:
+            for col in by_table[t]:
+                out[col] = (x, y)
+                y -= 1
+            y -= 0.8
+    return out
 
 
 def lineage_graph(engine: sa.Engine, pipeline: str | None = None) -> LineageGraph:

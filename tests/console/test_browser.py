@@ -137,6 +137,11 @@ def test_every_page_in_a_browser(served: str, browser: object) -> None:
         assert page.locator('[data-testid="stException"]').count() == 0, f"{title}: {body[:2000]}"
         assert "Traceback" not in body, f"{title}: {body[:2000]}"
         page.screenshot(path=str(SHOTS / f"{number:02d}-{link.lower()}.png"), full_page=True)
+        if link == "Lineage":  # the column-level graph too
+            page.get_by_text("Columns", exact=True).click()
+            _settled(page)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            page.screenshot(path=str(SHOTS / f"{number:02d}b-lineage-columns.png"), full_page=True)
     assert not errors, errors
     print(f"\nscreenshots of {len(PAGES) + 1} pages in {SHOTS}")
 

@@ -331,3 +331,45 @@ def test_lineage_page_walks_up_and_down(console: Console) -> None:
     )
     made = frame(at, "how")
     assert len(made) == scalar(e, "SELECT count(*) FROM data_lineage WHERE target_table = 'carrier_daily'")
+
+
+def test_lineage_column_graph(console: Console) -> None:
+    e = console.engine
+    at = app(console, "data_analyst")
+    at.switch_page("app_pages/lineage.py").run()
+    dataset = scalar(
+        e, "SELECT DISTINCT target_dataset FROM data_lineage WHERE target_table = 'carrier_monthly'"
+    )
+    at.selectbox(key="lineage_node").set_value(f"{dataset}::carrier_monthly.cancel_rate").run()
+    at.radio(key="lineage_level").set_value("Columns").run()
+    clean(at)
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    shown = set(chart["data"][0]["text"])
+    # the column, what it is made from (two levels up, through carrier_daily) and nothing else
+    up = rows(
+        e,
+        "WITH RECURSIVE walk(t, c) AS (SELECT source_table, source_column FROM data_lineage "
+        "WHERE target_table = 'carrier_monthly' AND target_column = 'cancel_rate' "
+        "UNION SELECT l.source_table, l.source_column FROM data_lineage l "
+        "JOIN walk w ON l.target_table = w.t AND l.target_column = w.c) SELECT t || '.' || c FROM walk",
+    )
+    assert shown == {r[0] for r in up} | {"carrier_monthly.cancel_rate"}
+    assert {"carrier_daily.cancelled", "flights.dep_time"} <= shown
+    assert len(chart["layout"]["annotations"]) == scalar(
+        e,
+        "SELECT count(*) FROM data_lineage WHERE (target_table || '.' || target_column) IN ("
+        + ", ".join(f"'{r[0]}'" for r in up)
+        + ", 'carrier_monthly.cancel_rate')",
+    )
+
+
+def test_no_secret_reaches_the_pages(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADWATER_REDIS_URL", "redis://:topsecret-redis-pw@127.0.0.1:6379/0")
+    at = app(console, "system_admin")
+    texts: list[str] = []
+    for page in ("app_pages/overview.py", "app_pages/admin.py"):
+        at.switch_page(page).run()
+        clean(at)
+        texts += [m.value for m in at.markdown] + [str(d.value.to_dict()) for d in at.dataframe]
+    assert any("Redis" in t for t in texts)
+    assert not [t for t in texts if "topsecret-redis-pw" in t]
