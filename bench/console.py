@@ -220,14 +220,14 @@ def reads(engine: sa.Engine, warehouse: sa.Engine, token: str) -> dict[str, Call
         spec_schedules([DeclaredSchedule(*r) for r in table.select(cols).iter_rows()], now)
         pipelines.pipeline_detail(engine, name := table["name"][0])
         runs.runs(engine, pipeline=name, limit=60)
-        return find_pipeline(s.pipelines_dir, name, params_may_be_unset=True)
+        return find_pipeline(s.pipelines_dir, name, reading=True)
 
     def run_page() -> object:
         pipelines.pipelines(engine, start())
         return runs.run_detail(engine, runs.runs(engine, limit=100)["id"][0])
 
     def wh(pipeline: str) -> sa.Engine:  # data.warehouse_engine: the spec names the warehouse
-        find_pipeline(s.pipelines_dir, pipeline)
+        find_pipeline(s.pipelines_dir, pipeline, reading=True)
         return warehouse
 
     def waiting() -> dict[tuple[str, str], int]:

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from headwater.settings import Settings
+from headwater.store import Store
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry from test servers
 os.environ.setdefault("HASH_SALT", "headwater-tests-salt-4f1c2a9b7e")  # the claims example's secret
@@ -82,3 +83,12 @@ def spec_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "pipelines"
     shutil.copytree(EXAMPLES / "data", folder / "data")
     return folder
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A fresh, migrated store: SQLite, and the real PostgreSQL (its own throwaway database)."""
+    url = f"sqlite:///{tmp_path}/s.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    store = Store(url).migrate()
+    yield store.engine
+    store.dispose()

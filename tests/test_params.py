@@ -23,6 +23,7 @@ from headwater.spec.loader import find_pipeline, parse_spec
 from headwater.spec.params import coerce
 from headwater.store import Store
 from tests.conftest import EXAMPLES, run_flow
+from tests.test_vendor_prices import expected_vendor_prices
 
 SPEC = """\
 name: tiny
@@ -354,33 +355,6 @@ def test_bad_declarations(spec_dir: Path, old: str, new: str, field: str, words:
 # ------------------------------------------------------------------ runs
 
 
-def expected_prices(csv: Path) -> pl.DataFrame:
-    """The vendor_prices result computed directly from one CSV."""
-    raw = pl.read_csv(csv, infer_schema=False)
-    digits = pl.col("price").str.replace_all(r"[£,\s]", "")
-    return (
-        raw.sort("updated_at")
-        .group_by("vendor_id")
-        .last()
-        .with_columns(
-            price_gbp=digits.cast(pl.Float64, strict=False),
-            updated_at=pl.col("updated_at").str.to_datetime("%Y-%m-%d %H:%M:%S"),
-        )
-        .with_columns(price_missing=pl.col("price_gbp").is_null())
-        .select(
-            "vendor_id",
-            "vendor_name",
-            "category",
-            "city",
-            "price_gbp",
-            "price_missing",
-            "currency",
-            "updated_at",
-        )
-        .sort("vendor_id")
-    )
-
-
 def warehouse_prices(settings: Settings) -> pl.DataFrame:
     engine = sa.create_engine(settings.warehouse_url)
     try:
@@ -412,7 +386,7 @@ def test_vendor_prices_declares_its_feed() -> None:
 def test_a_run_loads_the_feed_it_is_given(hw_env: Settings, prefect_api: str, tmp_path: Path) -> None:
     feed = tmp_path / "second_feed.csv"
     feed.write_text(SECOND_FEED)
-    expected = expected_prices(feed)
+    expected = expected_vendor_prices(feed)
     assert expected["vendor_id"].to_list() == ["W001", "W002", "W003"]
     assert expected["price_gbp"].to_list() == [950.0, 1050.0, 4200.0]
 
@@ -437,7 +411,7 @@ def test_cli_param(
     match = re.search(r"vendor_prices: completed\s+\(run ([0-9a-f-]+)\)", out)
     assert match, out
     assert "rows read 4, inserted 3" in out
-    assert_frame_equal(warehouse_prices(hw_env), expected_prices(feed))
+    assert_frame_equal(warehouse_prices(hw_env), expected_vendor_prices(feed))
 
     assert main(["runs", "--run", match.group(1)]) == 0
     shown = capsys.readouterr().out

@@ -3,6 +3,8 @@ upserted by vendor id; the failing non-critical price check leaves the run with 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 import sqlalchemy as sa
@@ -15,8 +17,9 @@ from tests.conftest import EXAMPLES, run_flow
 pytestmark = pytest.mark.prefect
 
 
-def expected_vendor_prices() -> pl.DataFrame:
-    raw = pl.read_csv(EXAMPLES / "data" / "vendor_prices.csv", infer_schema=False)
+def expected_vendor_prices(csv: Path = EXAMPLES / "data" / "vendor_prices.csv") -> pl.DataFrame:
+    """The vendor_prices result computed directly from one feed CSV."""
+    raw = pl.read_csv(csv, infer_schema=False)
     latest = raw.sort("updated_at").group_by("vendor_id").last()
     digits = pl.col("price").str.replace_all(r"[£,\s]", "")
     return (

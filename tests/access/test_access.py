@@ -4,9 +4,7 @@ disabled account taking effect on the next request, and every refused action aud
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -27,19 +25,16 @@ from headwater.access.passwords import hash_password, verify_password
 from headwater.access.roles import PERMISSIONS, Role
 from headwater.access.users import add_user, set_active, set_password, set_role
 from headwater.errors import PermanentError
-from headwater.store import Store
 from headwater.store.tables import console_sessions
 
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 PW = "correct horse battery"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    url = f"sqlite:///{tmp_path}/s.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    store = Store(url).migrate()
-    yield store.engine
-    store.dispose()
+@pytest.fixture
+def engine(store_engine: sa.Engine) -> sa.Engine:
+    """A fresh store: SQLite, and the real PostgreSQL (tests/conftest.py)."""
+    return store_engine
 
 
 def test_password_hashes_are_salted_and_verify() -> None:

@@ -12,14 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from aiosmtpd.controller import Controller
-
-from headwater.store import Store
 
 
 def free_port() -> int:
@@ -89,12 +85,3 @@ def webhook() -> Iterator[Webhook]:
     yield hook
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """A fresh, migrated store: SQLite, and the real PostgreSQL (its own throwaway database)."""
-    url = f"sqlite:///{tmp_path}/s.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    store = Store(url).migrate()
-    yield store.engine
-    store.dispose()
