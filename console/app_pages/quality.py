@@ -32,52 +32,42 @@ section = st.radio(
 )
 checks = data.checks(int(days), pipeline)
 
+
+def trend(frame: pl.DataFrame, y: str, colour: str, title: str, y_title: str, key: str) -> None:
+    """A daily line per `colour` value over the whole window."""
+    fig = px.line(frame.to_pandas(), x="day", y=y, color=colour, markers=True, title=title)
+    fig.update_yaxes(title=y_title)
+    c.day_axis(fig, int(days))
+    c.plotly(fig, key=key)
+
+
 if section == "Trends":
     scores = data.score_trend(int(days), pipeline)
     if scores.is_empty():
         c.empty("No scored runs in this window.")
     else:
-        fig = px.line(
-            scores.to_pandas(),
-            x="day",
-            y="score",
-            color="pipeline_name",
-            markers=True,
-            title="Run quality score by pipeline",
+        trend(
+            scores,
+            "score",
+            "pipeline_name",
+            "Run quality score by pipeline",
+            "mean score (0–100)",
+            "trend_pipeline",
         )
-        fig.update_yaxes(title="mean score (0–100)")
-        c.day_axis(fig, int(days))
-        c.plotly(fig, key="trend_pipeline")
     if checks.is_empty():
         c.empty("No quality checks ran in this window.")
     else:
         left, right = st.columns(2)
-        with left:
-            by_table = quality.trend_by(checks, "table_name")
-            fig = px.line(
-                by_table.to_pandas(),
-                x="day",
-                y="pass_rate",
-                color="table_name",
-                markers=True,
-                title="Pass rate by table",
-            )
-            fig.update_yaxes(title="records passing (%)")
-            c.day_axis(fig, int(days))
-            c.plotly(fig, key="trend_table")
-        with right:
-            by_dim = quality.trend_by(checks, "dimension")
-            fig = px.line(
-                by_dim.to_pandas(),
-                x="day",
-                y="pass_rate",
-                color="dimension",
-                markers=True,
-                title="Pass rate by dimension",
-            )
-            fig.update_yaxes(title="records passing (%)")
-            c.day_axis(fig, int(days))
-            c.plotly(fig, key="trend_dimension")
+        for column, by, title in ((left, "table_name", "table"), (right, "dimension", "dimension")):
+            with column:
+                trend(
+                    quality.trend_by(checks, by),
+                    "pass_rate",
+                    by,
+                    f"Pass rate by {title}",
+                    "records passing (%)",
+                    f"trend_{title}",
+                )
         st.markdown("**Latest run, by dimension**")
         latest = quality.latest_by(checks, "dimension")
         st.dataframe(

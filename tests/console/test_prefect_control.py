@@ -62,6 +62,8 @@ def test_pause_resume_and_schedules(
 ) -> None:
     monkeypatch.setenv("PREFECT_API_URL", deployed["PREFECT_API_URL"])
     at = app(console, "data_analyst")
+    health = [m.value for m in at.markdown if "**Prefect API**" in m.value]
+    assert len(health) == 1 and "— ok ·" in health[0] and deployed["PREFECT_API_URL"] in health[0]
     at.switch_page("app_pages/pipelines.py").run()
     clean(at)
     table = frame(at, "success rate").set_index("name")
