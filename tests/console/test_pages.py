@@ -373,3 +373,30 @@ def test_no_secret_reaches_the_pages(console: Console, monkeypatch: pytest.Monke
         texts += [m.value for m in at.markdown] + [str(d.value.to_dict()) for d in at.dataframe]
     assert any("Redis" in t for t in texts)
     assert not [t for t in texts if "topsecret-redis-pw" in t]
+
+
+def test_alerts_page_matches_the_store(console: Console) -> None:
+    e = console.engine
+    at = app(console, "data_analyst")
+    at.switch_page("app_pages/alerts.py").run()
+    clean(at)
+    shown = metrics(at)
+    for label, status in (("Open", "open"), ("Acknowledged", "acknowledged"), ("Silenced", "suppressed")):
+        assert shown[label] == str(
+            scalar(e, "SELECT count(*) FROM alert_instances WHERE status = :s", s=status)
+        )
+    history = frame(at, "opened (UTC)")  # the active table comes first, then the history
+    active = rows(
+        e, "SELECT rule_name, pipeline_name, occurrences FROM alert_instances ORDER BY opened_at DESC"
+    )
+    assert [
+        (r, p, n) for r, p, n in zip(history["rule"], history["pipeline"], history["seen"], strict=True)
+    ] == [tuple(a) for a in active]
+    assert next(d.value for d in at.dataframe if "channel" in d.value.columns)["status"].tolist() == [
+        r[0]
+        for r in rows(
+            e,
+            "SELECT d.status FROM alert_deliveries d JOIN alert_instances i ON i.rule_name = 'run-failed' "
+            "AND CAST(d.instance_ids AS TEXT) LIKE '%' || i.id || '%' ORDER BY d.id",
+        )
+    ]
