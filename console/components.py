@@ -96,10 +96,6 @@ def act(work: Callable[[], T], done: Callable[[T], str]) -> T | None:
     return result
 
 
-def status(value: str | None) -> str:
-    return value.replace("_", " ") if value else "—"
-
-
 def seconds(value: float | None) -> str:
     if value is None:
         return "—"
@@ -142,10 +138,6 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     else:
         text = f"{delta / 86400:.0f} days"
     return f"in {text}" if future else f"{text} ago"
-
-
-def short(run_id: str | None) -> str:
-    return (run_id or "")[:8]
 
 
 def plotly(fig: Any, key: str, **kwargs: Any) -> Any:

@@ -4,7 +4,6 @@ timestamps as UTC whatever the database returned (SQLite gives naive UTC, Postgr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -23,12 +22,6 @@ def frame(
         with engine.connect() as conn:
             rows = conn.execute(query).all()
     return pl.DataFrame([tuple(r) for r in rows], schema=dict(schema), orient="row")
-
-
-def aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def rate(numerator: int | float, denominator: int | float) -> float | None:
