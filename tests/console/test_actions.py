@@ -5,9 +5,9 @@ admin manages users. Every attempt lands in the audit log."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+import psutil
 import pytest
 import sqlalchemy as sa
 
@@ -105,22 +105,25 @@ def test_an_engineer_runs_a_pipeline_now(
     at.text_input(key="param_vendor_prices_feed").input("./data/vendor_prices.csv")  # changed: passed on
     at.button(key="run_now").click().run()
     clean(at)
-    assert "run started in process" in at.success[0].value
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        done = rows(
-            e,
-            "SELECT status, execution_type, records_loaded, parameters FROM pipeline_executions "
-            "WHERE pipeline_name = 'vendor_prices' AND status <> 'running' ORDER BY started_at DESC",
-        )
-        if len(done) == 3:
-            break
-        time.sleep(1)
+    message = at.success[0].value
+    assert "run started in process" in message
+    # the run, its alerting included, is over when its process ends
+    assert psutil.Process(int(message.split("process ")[1].split(";")[0])).wait(timeout=240) == 0
+    done = rows(
+        e,
+        "SELECT status, execution_type, records_loaded, parameters FROM pipeline_executions "
+        "WHERE pipeline_name = 'vendor_prices' AND status <> 'running' ORDER BY started_at DESC",
+    )
     assert len(done) == 3, done
     status, kind, loaded, params = done[0]
     assert (status, kind, loaded) == ("completed_with_warnings", "manual", 9)
     assert as_json(params) == {"feed": "./data/vendor_prices.csv"}
     assert [o for *_, o in audit(console, "pipeline.run")] == ["failed", "ok"]
+    # the good run resolved the failure's alert by itself
+    assert (
+        rows(e, "SELECT status, resolved_by FROM alert_instances WHERE rule_name = 'run-failed'")[0][0]
+        == "resolved"
+    )
 
 
 def test_an_engineer_handles_alerts(console: Console, golden: Any) -> None:
