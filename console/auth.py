@@ -3,6 +3,8 @@ the store who holds it (so idle timeout, sign-out, a disabled account or a new r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from console import data
@@ -26,6 +28,25 @@ def current_user() -> Principal | None:
         return None
     st.session_state[USER] = who
     return who
+
+
+def live(run_every: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """A panel that re-runs by itself every `run_every` (an `st.fragment`). Its re-runs do not keep
+    the session alive, and once the session has ended the whole page re-runs to the sign-in form
+    instead of the panel showing data to nobody signed in."""
+
+    def wrap(body: Callable[[], None]) -> Callable[[], None]:
+        @st.fragment(run_every=run_every)
+        def panel() -> None:
+            try:
+                principal(data.engine(), st.session_state.get(TOKEN), data.now(), touch=False)
+            except SessionExpired:
+                st.rerun(scope="app")
+            body()
+
+        return panel
+
+    return wrap
 
 
 def login_form() -> None:

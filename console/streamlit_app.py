@@ -12,10 +12,6 @@ from headwater.access import Role
 st.set_page_config(page_title="Headwater", page_icon=":material/water:", layout="wide")
 
 who = auth.current_user()
-if who is None:
-    auth.login_form()
-    st.stop()
-
 pages = {
     "Operations": [
         st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
@@ -28,12 +24,17 @@ pages = {
         st.Page("app_pages/alerts.py", title="Alerts", icon=":material/notifications:"),
     ],
 }
-if who.role == Role.SYSTEM_ADMIN:
+if who is not None and who.role == Role.SYSTEM_ADMIN:
     pages["Administration"] = [
         st.Page("app_pages/admin.py", title="Admin", icon=":material/admin_panel_settings:")
     ]
 
-page = st.navigation(pages)
+# signed out, the pages are registered but hidden: the address (e.g. a /run?id=... link from an
+# alert) is kept, and after signing in that page opens
+page = st.navigation(pages, position="sidebar" if who else "hidden")
+if who is None:
+    auth.login_form()
+    st.stop()
 with st.sidebar:
     st.markdown(f"**{who.username}**  \n`{who.role}`")
     left, right = st.columns(2)

@@ -6,8 +6,8 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
+from console import auth, data
 from console import components as c
-from console import data
 
 st.title("Overview")
 o = data.overview_now()
@@ -74,7 +74,7 @@ with left:
         c.plotly(fig, key="quality_trend", config={"displayModeBar": False})
 
 
-@st.fragment(run_every="30s")
+@auth.live("30s")
 def health_panel() -> None:
     st.subheader("Health")
     for check in data.health_now():
@@ -91,7 +91,7 @@ with right:
     health_panel()
 
 
-@st.fragment(run_every="10s")
+@auth.live("10s")
 def running_panel() -> None:
     st.subheader("Running now")
     running = data.running()

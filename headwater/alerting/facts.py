@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from headwater.store.store import aware
 
 FAILED_STATUSES = ("failed", "crashed")
 
@@ -51,7 +53,7 @@ def facts_from_store(store: Any, run_id: str, links: dict[str, str] | None = Non
     failing = {c["rule_name"]: int(c["records_failed"]) for c in checks if not c["success"]}
     hint = next((c["remediation"] for c in checks if not c["success"] and c["remediation"]), None)
     last = {
-        d["table_name"]: _aware(d["last_loaded"]) for d in store.last_loads() if d["last_loaded"] is not None
+        d["table_name"]: aware(d["last_loaded"]) for d in store.last_loads() if d["last_loaded"] is not None
     }
     return RunFacts(
         pipeline=run["pipeline_name"],
@@ -69,7 +71,3 @@ def facts_from_store(store: Any, run_id: str, links: dict[str, str] | None = Non
         top_hint=hint,
         last_loaded=last,
     )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

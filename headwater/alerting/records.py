@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
 from headwater.alerting.delivery import DeliveryFailed
 from headwater.errors import NotificationError
+from headwater.store.store import aware
 
 ACTIVE = ("open", "acknowledged", "suppressed")
 """Instance states that count as the one instance of a fingerprint."""
@@ -56,10 +57,6 @@ class MttaMttr:
     mttr_seconds: float | None
     acknowledged: int
     resolved: int
-
-
-def aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def as_dict(row: Any) -> dict[str, Any]:

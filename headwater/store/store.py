@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import psutil
 import sqlalchemy as sa
@@ -315,7 +315,7 @@ class Store:
                     step_executions.c.execution_id == run_id, step_executions.c.step_name == step
                 )
             ).scalar()
-            first = _aware(started) or record.started_at
+            first = aware(started) or record.started_at
             conn.execute(
                 sa.update(step_executions)
                 .where(step_executions.c.execution_id == run_id, step_executions.c.step_name == step)
@@ -371,7 +371,7 @@ class Store:
                 .values(
                     status=summary.status,
                     ended_at=ended,
-                    duration_seconds=(ended - (_aware(started) or ended)).total_seconds(),
+                    duration_seconds=(ended - (aware(started) or ended)).total_seconds(),
                     records_processed=summary.records_processed,
                     records_inserted=summary.records_inserted,
                     records_updated=summary.records_updated,
@@ -516,7 +516,12 @@ class Store:
             return [dict(r._mapping) for r in rows]
 
 
-def _aware(value: datetime | None) -> datetime | None:
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
+def aware(value: datetime | None) -> datetime | None:
+    """A timestamp from the store as UTC-aware (SQLite gives naive UTC)."""
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)

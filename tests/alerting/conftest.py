@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,8 +65,9 @@ def mailbox() -> Iterator[Mailbox]:
     controller.stop()
 
 
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
+@contextmanager
+def serve_webhook() -> Iterator[Webhook]:
+    """A local HTTP server recording every POST (apprise json:// messages) while the block runs."""
     hook = Webhook(0)
 
     class Handler(BaseHTTPRequestHandler):
@@ -82,6 +84,14 @@ def webhook() -> Iterator[Webhook]:
     hook.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield hook
-    server.shutdown()
-    server.server_close()
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    with serve_webhook() as hook:
+        yield hook

@@ -4,15 +4,12 @@ of that store and warehouse, its own users, and talks to the console through App
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ from headwater.access import login
 from headwater.access.users import add_user
 from headwater.settings import Settings
 from headwater.store import Store
+from tests.alerting.conftest import Webhook, serve_webhook
 from tests.conftest import EXAMPLES, PG_ADMIN_URL, REPO, run_flow
 
 APP = str(Path(__file__).resolve().parents[2] / "console" / "streamlit_app.py")
@@ -32,40 +30,10 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 BROKEN_FEED = 'vendor_id,vendor_name,category,city,price,currency,updated_at\nV001,"Rose & Co,florist\n'
 
 
-class Receiver:
-    """A local HTTP server taking apprise json:// posts."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                receiver.posts.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"json://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def write_alerts(folder: Path, receiver: Receiver) -> None:
+def write_alerts(folder: Path, receiver: Webhook) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "channels.yaml").write_text(
-        f"channels:\n  ops-webhook: {{url: '{receiver.url}'}}\n"
+        f"channels:\n  ops-webhook: {{url: '{receiver.url()}'}}\n"
         "delivery: {attempts: 1, backoff_seconds: 0.1}\n"
     )
     (folder / "rules.yaml").write_text(
@@ -81,7 +49,7 @@ class Golden:
     home: Path
     pipelines: Path
     alerts: Path
-    receiver: Receiver
+    receiver: Webhook
     database_url: str | None
     """None: the embedded SQLite store in `home`; else a PostgreSQL database used as a template."""
 
@@ -116,12 +84,23 @@ def golden(
     shutil.copytree(EXAMPLES, pipelines)
     shutil.copytree(REPO / "quality_suites", root / "quality_suites")  # specs name ../quality_suites/
     (pipelines / "data" / "broken_feed.csv").write_text(BROKEN_FEED)
-    receiver = Receiver()
     database = f"hw_golden_{uuid.uuid4().hex[:10]}" if request.param == "postgres" else None
-    if database:
-        _admin(f'CREATE DATABASE "{database}"')
-    golden = Golden(root / "home", pipelines, root / "alerts", receiver, _pg(database) if database else None)
-    write_alerts(golden.alerts, receiver)
+    with serve_webhook() as receiver:
+        if database:
+            _admin(f'CREATE DATABASE "{database}"')
+        try:
+            golden = Golden(
+                root / "home", pipelines, root / "alerts", receiver, _pg(database) if database else None
+            )
+            write_alerts(golden.alerts, receiver)
+            _fill(golden)
+            yield golden
+        finally:
+            if database:
+                _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _fill(golden: Golden) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HEADWATER_HOME", str(golden.home))
         if golden.database_url:
@@ -129,20 +108,19 @@ def golden(
         else:
             mp.delenv("HEADWATER_DATABASE_URL", raising=False)
         mp.delenv("HEADWATER_WAREHOUSE_URL", raising=False)
-        mp.setenv("HEADWATER_PIPELINES", str(pipelines))
+        mp.setenv("HEADWATER_PIPELINES", str(golden.pipelines))
         mp.setenv("HEADWATER_ALERTS", str(golden.alerts))
         for name in EXAMPLE_RUNS:
-            result = run_flow(name, pipelines, execution_type="manual")
+            result = run_flow(name, golden.pipelines, execution_type="manual")
             assert result["status"] in ("completed", "completed_with_warnings"), result
         failed = run_flow(
-            "vendor_prices", pipelines, execution_type="manual", params={"feed": "data/broken_feed.csv"}
+            "vendor_prices",
+            golden.pipelines,
+            execution_type="manual",
+            params={"feed": "data/broken_feed.csv"},
         )
         assert failed["status"] == "failed", failed
     _checkpoint(golden.home)
-    yield golden
-    receiver.close()
-    if database:
-        _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @dataclass

@@ -148,7 +148,7 @@ def test_an_engineer_handles_alerts(console: Console, golden: Any) -> None:
     ]
     assert at.success[0].value == f"alert {failed_id} resolved; 1 message(s) sent"
     assert len(golden.receiver.posts) == posts + 1
-    assert "RESOLVED" in golden.receiver.posts[-1]["title"].upper()
+    assert "RESOLVED" in golden.receiver.posts[-1][1]["title"].upper()
 
     at.text_input(key="silence_pipeline").input("flights_*")
     at.text_input(key="silence_reason").input("backfill")

@@ -11,11 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from headwater.access.users import set_active
 from tests.conftest import REPO
 from tests.console.conftest import PASSWORD, Console, sqlite_only
 
@@ -165,3 +167,11 @@ def test_an_analyst_is_refused_on_screen(served: str, browser: object, console: 
             sa.text("SELECT username, action, outcome FROM audit_log WHERE action = 'pipeline.run'")
         ).all()
     assert [tuple(r) for r in denied] == [("analyst", "pipeline.run", "denied")]
+
+    # the account is disabled while the overview is open: its live panels do not go on showing data;
+    # within one refresh (10 s) the page falls back to the sign-in form
+    nav.get_by_role("link", name="Overview").click()
+    page.get_by_role("heading", name="Running now").wait_for(timeout=60_000)
+    set_active(console.engine, "analyst", False, datetime.now(UTC))
+    page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
+    assert "the account is disabled" in page.inner_text("body")

@@ -400,3 +400,20 @@ def test_alerts_page_matches_the_store(console: Console) -> None:
             "AND CAST(d.instance_ids AS TEXT) LIKE '%' || i.id || '%' ORDER BY d.id",
         )
     ]
+
+
+def test_a_run_link_opens_after_signing_in(console: Console) -> None:
+    """An alert's link (/run?id=...) opened while signed out shows the sign-in form, then the run."""
+    run_id = scalar(
+        console.engine, "SELECT id FROM pipeline_executions WHERE pipeline_name = 'flights_daily'"
+    )
+    at = app(console)
+    at.switch_page("app_pages/run.py")
+    at.query_params["id"] = run_id
+    at.run()
+    assert at.title[0].value.endswith("Headwater") and not at.header
+    at.text_input(key="login_user").input("analyst")
+    at.text_input(key="login_password").input("console-test-Passw0rd")
+    at.button(key="login_submit").click().run()
+    clean(at)
+    assert at.header[0].value == f"flights_daily · run {run_id[:8]}"
