@@ -4,7 +4,9 @@ way the ops document: in input order."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import duckdb
 import polars as pl
@@ -12,7 +14,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from headwater.transform.lineage import ALL_ROWS, Kind, Origin
-from headwater.transform.registry import OpContext, parse_op
+from headwater.transform.registry import OpContext, OpSchemaError, chain_lineage, parse_op
 from tests.transform.helpers import parse_error, run
 from tests.transform.lineage_check import assert_lineage_matches
 
@@ -131,6 +133,224 @@ def test_aggregate_lineage() -> None:
     lineage = parse_op({"aggregate": {"by": ["g"], "aggs": counts}}, 0).lineage(FRAME.schema, OpContext())
     assert lineage["rows"].sources == {Origin("", ALL_ROWS)} and lineage["n"].sources == {Origin("", "v")}
     assert all(lin.kind is Kind.AGGREGATION for name, lin in lineage.items() if name != "g")
+
+
+# aggregate in decimal arithmetic: against Python's decimal module (ROUND_HALF_UP) on the same values as text
+
+DECIMAL_FNS = ("sum", "mean", "min", "max", "first", "last")
+
+
+def _py_aggregate(texts: list[str | None], fn: str, decimals: int) -> Decimal | None:
+    """The reference: exact Decimal arithmetic on the texts, rounded half away from zero."""
+    values = [Decimal(t) for t in texts if t is not None]
+    if not values:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = 200  # exact for these sums and means: no rounding before the last one
+        result = {
+            "sum": lambda: sum(values, Decimal(0)),
+            "mean": lambda: sum(values, Decimal(0)) / len(values),
+            "min": lambda: min(values),
+            "max": lambda: max(values),
+            "first": lambda: values[0],
+            "last": lambda: values[-1],
+        }[fn]()
+        return result.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+
+
+def _decimal_aggs(column: str, decimals: int) -> dict[str, dict[str, object]]:
+    return {
+        fn: {"fn": fn, "column": column, "round": decimals, "arithmetic": "decimal"} for fn in DECIMAL_FNS
+    }
+
+
+def _expected(groups: dict[str, list[str | None]], decimals: int) -> pl.DataFrame:
+    rows = [
+        {"g": g, **{fn: _py_aggregate(texts, fn, decimals) for fn in DECIMAL_FNS}}
+        for g, texts in groups.items()
+    ]
+    return pl.DataFrame(rows, schema={"g": pl.String, **dict.fromkeys(DECIMAL_FNS, pl.Decimal(38, decimals))})
+
+
+def _frame(groups: dict[str, list[str | None]], dtype: pl.DataType = pl.Float64) -> pl.DataFrame:
+    """Column x of the texts: floats (or integers) parsed by Python, decimals built from the texts."""
+    pairs = [(g, t) for g, texts in groups.items() for t in texts]
+    parse = Decimal if isinstance(dtype, pl.Decimal) else int if dtype.is_integer() else float
+    return pl.DataFrame(
+        {"g": [g for g, _ in pairs], "x": [None if t is None else parse(t) for _, t in pairs]},
+        schema={"g": pl.String, "x": dtype},
+    )
+
+
+TIES = {  # printed ties that floats store just below or above (1.005 is 1.00499...), nulls, an all-null group
+    "ties": ["1.005", "2.675", "0.125", None, "1.015"],
+    "negative": ["-1.005", "-2.675", None, "-0.125"],
+    "mixed": ["1e-9", "0.005", "-0.0", "0.045", "1.0049"],
+    "one": ["2.675"],
+    "nulls": [None, None],
+    "means": ["0.001", "0.002", "0.002"],  # mean 0.001666...
+}
+
+
+@pytest.mark.parametrize("decimals", [0, 1, 2, 3])
+def test_aggregate_decimal_matches_python_decimal(decimals: int) -> None:
+    got = run({"aggregate": {"by": ["g"], "aggs": _decimal_aggs("x", decimals)}}, _frame(TIES))
+    assert_frame_equal(got, _expected(TIES, decimals))
+
+
+def test_aggregate_decimal_random_values_in_groups() -> None:
+    rng = random.Random(20261105)
+    groups: dict[str, list[str | None]] = {
+        f"g{i}": [
+            None
+            if rng.random() < 0.1
+            else str(Decimal(rng.randint(-(10**8), 10**8)).scaleb(-rng.randint(0, 5)))
+            for _ in range(rng.randint(1, 40))
+        ]
+        for i in range(50)
+    }
+    got = run({"aggregate": {"by": ["g"], "aggs": _decimal_aggs("x", 2)}}, _frame(groups))
+    assert_frame_equal(got, _expected(groups, 2))
+
+
+def test_aggregate_decimal_sums_100_000_values_exactly_where_floats_drift() -> None:
+    rng = random.Random(7)
+    mills = [rng.randint(0, 99_999) for _ in range(100_000)]
+    mills[-1] += 5 - sum(mills) % 10  # the exact total ends in 5 mills: a tie at 2 decimals
+    texts: list[str | None] = [str(Decimal(m).scaleb(-3)) for m in mills]
+    frame = _frame({"all": texts})
+    exact = sum((Decimal(t) for t in texts if t), Decimal(0))
+    assert Decimal(sum(float(t) for t in texts if t)) != exact  # a running float sum drifts
+    got = run({"aggregate": {"by": ["g"], "aggs": _decimal_aggs("x", 2)}}, frame)
+    assert_frame_equal(got, _expected({"all": texts}, 2))
+    assert got["sum"][0] == exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) == Decimal("4994361.52")
+
+
+def test_aggregate_decimal_mean_rounds_the_exact_quotient() -> None:
+    """1/201 = 0.004975...: a quotient rounded to 3 places first (0.005) would round up to 0.01."""
+    groups: dict[str, list[str | None]] = {"below": ["1"] + ["0"] * 200, "tie": ["1"] + ["0"] * 199}
+    pairs = [(g, int(t)) for g, texts in groups.items() for t in texts if t is not None]
+    frame = pl.DataFrame({"g": [g for g, _ in pairs], "x": [v for _, v in pairs]})
+    got = run(
+        {
+            "aggregate": {
+                "by": ["g"],
+                "aggs": {"m": {"fn": "mean", "column": "x", "round": 2, "arithmetic": "decimal"}},
+            }
+        },
+        frame,
+    )
+    assert got["m"].to_list() == [Decimal("0.00"), Decimal("0.01")]
+    assert got["m"].to_list() == [_py_aggregate(groups[g], "mean", 2) for g in ("below", "tie")]
+
+
+@pytest.mark.parametrize("dtype", [pl.Float32, pl.Decimal(12, 10), pl.Int64])
+def test_aggregate_decimal_reads_every_numeric_type_exactly(dtype: pl.DataType) -> None:
+    groups: dict[str, list[str | None]] = (
+        {"a": ["15", None, "-4", "7"], "b": ["3", "4"], "c": ["1", "0", "0", "0", "0", "0", "0", "0"]}
+        if dtype == pl.Int64
+        else TIES
+    )
+    got = run({"aggregate": {"by": ["g"], "aggs": _decimal_aggs("x", 2)}}, _frame(groups, dtype))
+    assert_frame_equal(got, _expected(groups, 2))
+
+
+def test_aggregate_decimal_empty_frame() -> None:
+    got = run({"aggregate": {"by": ["g"], "aggs": _decimal_aggs("x", 2)}}, _frame(TIES).clear())
+    assert got.height == 0
+    assert got.schema == pl.Schema({"g": pl.String, **dict.fromkeys(DECIMAL_FNS, pl.Decimal(38, 2))})
+
+
+def test_aggregate_float_arithmetic_is_unchanged_and_differs_on_printed_ties() -> None:
+    frame = _frame({"a": ["1.005"], "b": ["1.015"]})
+    aggs = {"f": {"fn": "sum", "column": "x", "round": 2}, "d": _decimal_aggs("x", 2)["sum"]}
+    got = run({"aggregate": {"by": ["g"], "aggs": aggs}}, frame)
+    assert got["f"].to_list() == [1.0, 1.01]  # the binary values 1.00499... and 1.01499...
+    assert got["d"].to_list() == [Decimal("1.01"), Decimal("1.02")]
+
+
+def test_aggregate_of_an_all_null_column_is_null_as_in_sql() -> None:
+    """A Null-typed column (every value null, e.g. from an empty source)."""
+    frame = pl.DataFrame(
+        {"g": ["a", "a", "b"], "n": [None, None, None]}, schema={"g": pl.String, "n": pl.Null}
+    )
+    aggs = {
+        "mean": {"fn": "mean", "column": "n"},
+        "mean_2": {"fn": "mean", "column": "n", "round": 2},
+        "sum": {"fn": "sum", "column": "n"},
+        "std": {"fn": "std", "column": "n"},
+        "min_2": {"fn": "min", "column": "n", "round": 2},
+        "max": {"fn": "max", "column": "n"},
+        "n": {"fn": "count", "column": "n"},
+        "distinct": {"fn": "count_distinct", "column": "n"},
+        "sum_dec": {"fn": "sum", "column": "n", "round": 2, "arithmetic": "decimal"},
+        "mean_dec": {"fn": "mean", "column": "n", "round": 2, "arithmetic": "decimal"},
+    }
+    got = run({"aggregate": {"by": ["g"], "aggs": aggs}}, frame)
+    expected = duck(
+        "SELECT g, avg(n::DOUBLE) AS mean, round(avg(n::DOUBLE), 2) AS mean_2, sum(n::DOUBLE) AS sum, "
+        "stddev_samp(n::DOUBLE) AS std, round(min(n::DOUBLE), 2) AS min_2, max(n) AS max, count(n) AS n, "
+        "count(DISTINCT n) AS distinct, round(sum(n::DECIMAL(38, 2)), 2) AS sum_dec, "
+        "round(avg(n::DECIMAL(38, 2)), 2) AS mean_dec FROM t GROUP BY g ORDER BY min(_i)",
+        frame,
+    )
+    types = dict.fromkeys(["mean", "mean_2", "sum", "std", "min_2"], pl.Float64)
+    types |= {"max": pl.Null, "n": pl.UInt32, "distinct": pl.UInt32}
+    types |= dict.fromkeys(["sum_dec", "mean_dec"], pl.Decimal(38, 2))
+    same(got, expected, types)
+    assert got.drop("g", "n", "distinct").null_count().row(0) == (2,) * 8
+    assert run({"aggregate": {"by": ["g"], "aggs": aggs}}, frame.clear()).schema == got.schema
+
+
+@pytest.mark.parametrize(
+    ("agg", "message"),
+    [
+        (
+            {"fn": "mean", "column": "s"},
+            "aggregate out: mean needs a numeric column, but s is String: cast it",
+        ),
+        ({"fn": "sum", "column": "s"}, "sum needs a numeric column, but s is String"),
+        ({"fn": "min", "column": "s", "round": 2}, "min with round needs a numeric column, but s is String"),
+        (
+            {"fn": "sum", "column": "b", "round": 2, "arithmetic": "decimal"},
+            "sum in decimal arithmetic needs a numeric column, but b is Boolean",
+        ),
+    ],
+)
+def test_aggregate_of_a_non_numeric_column_names_it(agg: dict[str, object], message: str) -> None:
+    frame = pl.DataFrame({"g": ["a", "a"], "s": ["1.5", "2"], "b": [True, False]})
+    op = {"aggregate": {"by": ["g"], "aggs": {"out": agg}}}
+    with pytest.raises(pl.exceptions.SchemaError, match=message):
+        run(op, frame)
+    with pytest.raises(OpSchemaError, match=rf"op #1 \(aggregate\): SchemaError: .*{message}"):
+        chain_lineage(frame.schema, [parse_op(op, 0)], OpContext())
+
+
+def test_aggregate_of_text_still_counts_and_takes_min_max_and_a_mean_of_booleans() -> None:
+    frame = pl.DataFrame({"g": ["a", "a"], "s": ["x", "y"], "b": [True, False]})
+    aggs = {
+        "lo": {"fn": "min", "column": "s"},
+        "n": {"fn": "count_distinct", "column": "s"},
+        "share": {"fn": "mean", "column": "b"},
+    }
+    assert run({"aggregate": {"by": ["g"], "aggs": aggs}}, frame).row(0) == ("a", "x", 2, 0.5)
+
+
+def test_aggregate_decimal_parameters_are_checked() -> None:
+    def agg(**kw: object) -> dict[str, object]:
+        return {"aggregate": {"by": ["g"], "aggs": {"s": {"column": "v", "arithmetic": "decimal", **kw}}}}
+
+    assert "decimal arithmetic needs round" in parse_error(agg(fn="sum"))
+    assert "decimal arithmetic works with sum, mean, min, max, first, last, not median" in parse_error(
+        agg(fn="median", round=2)
+    )
+    assert "not count_distinct" in parse_error(agg(fn="count_distinct", round=2))
+    assert "arithmetic" in parse_error(agg(fn="sum", round=2, arithmetic="exact"))
+
+
+def test_aggregate_decimal_lineage() -> None:
+    aggs = {f"{fn}_{c}": _decimal_aggs(c, 2)[fn] for fn in DECIMAL_FNS for c in ("f", "v")}
+    assert_lineage_matches({"aggregate": {"by": ["g"], "aggs": aggs}}, FRAME)
 
 
 # window

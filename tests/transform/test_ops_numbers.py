@@ -3,7 +3,8 @@ frames. No external service needed."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+import random
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 import duckdb
@@ -69,6 +70,92 @@ def test_round_keeps_integers_and_rounds_decimals_exactly() -> None:
         schema={**frame.schema, "d": pl.Decimal(11, 3)},  # Polars widens the precision by one digit
     )
     assert_frame_equal(out, expected)
+
+
+# --- round in decimal arithmetic: against Python's decimal module on the same values as text -------------
+
+# ties as printed (1.005 is stored as 1.00499...), negative ties, tiny and large values, and random
+# values of up to 6 decimals; every text is what its float prints as, so it is the value the user sees
+MONEY = [
+    "1.005", "2.675", "0.125", "-1.005", "-2.675", "-0.125", "0.045", "1.015", "1e-9", "-0.0", "0.5",
+    "-0.5", "1.0049", "123456789.125", "99999999999.995", "-99999999999.995", "7", "0.0005",
+]  # fmt: skip
+_rng = random.Random(20261105)
+MONEY += [str(Decimal(_rng.randint(-(10**9), 10**9)).scaleb(-_rng.randint(0, 6))) for _ in range(300)]
+PY_ROUNDING = {"half_away_from_zero": ROUND_HALF_UP, "half_to_even": ROUND_HALF_EVEN, "to_zero": ROUND_DOWN}
+
+
+def _py_round(text: str | None, decimals: int, rounding: str = ROUND_HALF_UP) -> Decimal | None:
+    return None if text is None else Decimal(text).quantize(Decimal(1).scaleb(-decimals), rounding=rounding)
+
+
+def test_money_texts_are_what_their_floats_print_as() -> None:
+    assert all(Decimal(repr(float(text))) == Decimal(text) for text in MONEY)
+
+
+@pytest.mark.parametrize("decimals", [0, 1, 2, 3, 9])
+@pytest.mark.parametrize("mode", [None, *PY_ROUNDING])
+def test_round_decimal_matches_python_decimal(decimals: int, mode: str | None) -> None:
+    texts = [*MONEY, None]
+    frame = pl.DataFrame({"x": [None if t is None else float(t) for t in texts], "k": range(len(texts))})
+    params = {"columns": ["x"], "decimals": decimals, "arithmetic": "decimal"}
+    out = run({"round": params | ({"mode": mode} if mode else {})}, frame)
+    rounding = PY_ROUNDING[mode or "half_away_from_zero"]  # decimal arithmetic's default: as accountants
+    expected = pl.DataFrame(
+        {"x": [_py_round(t, decimals, rounding) for t in texts], "k": frame["k"]},
+        schema={"x": pl.Decimal(38, decimals), "k": pl.Int64},
+    )
+    assert_frame_equal(out, expected)
+
+
+def test_round_decimal_ties_as_accountants_and_float_mode_unchanged() -> None:
+    frame = pl.DataFrame({"price": [1.005, 2.675, 0.125, -1.005, 1.015]})
+    decimal = run({"round": {"columns": ["price"], "decimals": 2, "arithmetic": "decimal"}}, frame)
+    assert decimal["price"].to_list() == [Decimal(v) for v in ("1.01", "2.68", "0.13", "-1.01", "1.02")]
+    floats = run({"round": {"columns": ["price"], "decimals": 2, "mode": "half_away_from_zero"}}, frame)
+    assert floats["price"].to_list() == [1.0, 2.68, 0.13, -1.0, 1.01]  # 1.005 is stored as 1.00499...
+
+
+def test_round_decimal_reads_every_numeric_type_exactly() -> None:
+    texts = ["1.005", "-2.675", "0.125", None, "12.5"]
+    frame = pl.DataFrame(
+        {
+            "f64": [None if t is None else float(t) for t in texts],
+            "f32": [None if t is None else float(t) for t in texts],
+            "dec": [None if t is None else Decimal(t) for t in texts],
+            "i": [15, -25, None, 0, 7],
+            "n": [None] * 5,
+        },
+        schema={"f64": pl.Float64, "f32": pl.Float32, "dec": pl.Decimal(10, 3), "i": pl.Int32, "n": pl.Null},
+    )
+    out = run({"round": {"columns": list(frame.columns), "decimals": 2, "arithmetic": "decimal"}}, frame)
+    money = [_py_round(t, 2) for t in texts]
+    expected = pl.DataFrame(
+        {
+            "f64": money,
+            "f32": money,
+            "dec": money,
+            "i": [Decimal(i) if i is not None else None for i in (15, -25, None, 0, 7)],
+            "n": None,
+        },
+        schema=dict.fromkeys(frame.columns, pl.Decimal(38, 2)),
+    )
+    assert_frame_equal(out, expected)
+
+
+def test_round_of_an_all_null_column_is_null_as_in_sql() -> None:
+    frame = pl.DataFrame({"n": [None, None]}, schema={"n": pl.Null})
+    assert run({"round": {"columns": ["n"], "decimals": 2}}, frame).schema["n"] == pl.Float64
+    out = run({"round": {"columns": ["n"], "decimals": 2}}, frame)
+    assert out["n"].to_list() == [None, None]
+    empty = run({"round": {"columns": ["n"], "decimals": 2}}, frame.clear())
+    assert empty.height == 0 and empty.schema["n"] == pl.Float64
+
+
+def test_round_decimal_fails_on_nan_naming_the_column() -> None:
+    frame = pl.DataFrame({"price": [1.0, NAN]})
+    with pytest.raises(pl.exceptions.InvalidOperationError, match=r"column 'price'.*NaN"):
+        run({"round": {"columns": ["price"], "decimals": 2, "arithmetic": "decimal"}}, frame)
 
 
 # --- clip -------------------------------------------------------------------------------------------
@@ -314,6 +401,10 @@ def test_parse_currency_on_the_vendor_feed() -> None:
 
 ALL_OPS: list[tuple[dict[str, Any], dict[str, pl.DataType]]] = [
     ({"round": {"columns": ["f", "i"], "decimals": 1}}, {}),
+    (
+        {"round": {"columns": ["f", "i"], "decimals": 2, "arithmetic": "decimal"}},
+        {"f": pl.Decimal(38, 2), "i": pl.Decimal(38, 2)},
+    ),
     ({"clip": {"columns": ["f", "i"], "lower": 0, "upper": 10}}, {}),
     ({"bucket": {"column": "f", "breaks": [0, 10]}}, {"f_bucket": pl.String}),
     (
@@ -375,6 +466,14 @@ def test_numeric_ops_reject_text_columns_from_the_schema() -> None:
             "decimals: Input should be greater than or equal to 0",
         ),
         ({"round": {"columns": ["x"], "mode": "half_up"}}, "mode: Input should be 'half_to_even'"),
+        (
+            {"round": {"columns": ["x"], "decimals": 18, "arithmetic": "decimal"}},
+            "decimal arithmetic keeps at most 17 decimals",
+        ),
+        (
+            {"round": {"columns": ["x"], "arithmetic": "exact"}},
+            "arithmetic: Input should be 'float' or 'decimal'",
+        ),
         ({"clip": {"columns": ["x"]}}, "give lower, upper or both"),
         ({"clip": {"columns": ["x"], "lower": 5, "upper": 1}}, r"lower \(5\) is above upper \(1\)"),
         ({"clip": {"columns": ["x"], "lower": "zero"}}, "lower"),
@@ -392,7 +491,10 @@ def test_numeric_ops_reject_text_columns_from_the_schema() -> None:
         ({"scale_zscore": {"columns": ["x"], "ddof": 2}}, "ddof: Input should be 0 or 1"),
         ({"scale_minmax": {"columns": []}}, "columns: List should have at least 1 item"),
         ({"parse_currency": {"column": "x", "decimal": "·"}}, r"decimal: Input should be '\.' or ','"),
-        ({"parse_currency": {"column": "x", "currency": "c"}}, "currency: Extra inputs are not permitted"),
+        (
+            {"parse_currency": {"column": "x", "currency": "c"}},
+            r"currency: Extra inputs are not permitted|unknown parameter 'currency'",
+        ),
     ],
 )
 def test_bad_parameters_fail_at_parse_time(op: dict[str, Any], message: str) -> None:

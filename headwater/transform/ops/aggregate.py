@@ -8,6 +8,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from headwater.transform.lineage import ALL_ROWS, Kind, Lineage, made_from
+from headwater.transform.ops.numbers import FLOAT_SCALE, Arithmetic, as_decimal, decimal_ulp, round_decimal
 from headwater.transform.registry import Op, OpContext, register
 
 Columns = list[str]
@@ -28,6 +29,11 @@ _AGG_FNS = (
 )
 
 
+_NUMBER_FNS = ("sum", "mean", "median", "std")
+"""Functions that need numbers (or booleans: a sum counts the trues, a mean is the share of them)."""
+_DECIMAL_FNS = ("sum", "mean", "min", "max", "first", "last")
+
+
 class Aggregation(BaseModel):
     """One output column of an aggregate: fn over column, optionally rounded."""
 
@@ -37,19 +43,65 @@ class Aggregation(BaseModel):
         "count", "count_null", "count_distinct", "sum", "mean", "median", "min", "max", "std", "first", "last"
     ] = Field(..., description="The function; first/last take the first/last non-null value, in row order.")
     column: str | None = Field(None, description="The column aggregated (count without it counts rows).")
-    round: int | None = Field(None, ge=0, le=15, description="Round the result to this many decimals.")
+    round: int | None = Field(
+        None,
+        ge=0,
+        le=15,
+        description="Round the result to this many decimals (float arithmetic: ties to even, on the binary "
+        "value; decimal: ties away from zero, exactly).",
+    )
+    arithmetic: Arithmetic = Field(
+        "float",
+        description="float (measurements), or decimal (money: exact sums and ties; needs round; sum, mean, "
+        "min, max, first, last). The result is Decimal(38, round).",
+    )
 
     @model_validator(mode="after")
     def _column(self) -> Aggregation:
         if self.fn != "count" and self.column is None:
             raise ValueError(f"{self.fn} needs a column")
+        if self.arithmetic == "decimal":
+            if self.fn not in _DECIMAL_FNS:
+                raise ValueError(f"decimal arithmetic works with {', '.join(_DECIMAL_FNS)}, not {self.fn}")
+            if self.round is None:
+                raise ValueError("decimal arithmetic needs round: the decimal places of the result")
         return self
 
-    def expr(self, output: str) -> pl.Expr:
+    def check(self, output: str, schema: pl.Schema) -> None:
+        """Fail from the schema alone, naming the output, the function, the column and the fix."""
+        if self.column is None or self.fn in ("count", "count_null", "count_distinct"):
+            return
+        if self.column not in schema:
+            raise pl.exceptions.ColumnNotFoundError(
+                f'unable to find column "{self.column}"; valid columns: {list(schema)}'
+            )
+        dtype = schema[self.column]
+        if dtype.is_numeric() or dtype == pl.Null:
+            return
+        cast = "cast it to a number first (the cast op)"
+        if self.arithmetic == "decimal":
+            needs, fix = f"{self.fn} in decimal arithmetic", cast
+        elif self.fn in _NUMBER_FNS and dtype != pl.Boolean:
+            needs, fix = self.fn, f"{cast}, or use count, min, max, first or last"
+        elif self.round is not None and self.fn not in _NUMBER_FNS:
+            needs, fix = f"{self.fn} with round", f"{cast}, or leave out round"
+        else:
+            return
+        raise pl.exceptions.SchemaError(
+            f"aggregate {output}: {needs} needs a numeric column, but {self.column} is {dtype}: {fix}"
+        )
+
+    def expr(self, output: str, schema: pl.Schema) -> pl.Expr:
+        """The aggregation, named output, over a frame of this schema (checked by `check`)."""
+        dtype = schema.get(self.column) if self.column else None
+        if self.arithmetic == "decimal" and self.column and dtype is not None and self.round is not None:
+            return self._decimal(self.column, dtype, self.round).alias(output)
         if self.column is None:  # count rows
             e = pl.len()
         else:
             col = pl.col(self.column)
+            if dtype == pl.Null and (self.fn in _NUMBER_FNS or self.round is not None):
+                col = col.cast(pl.Float64)  # all null (e.g. an empty source): a null number, as in SQL
             match self.fn:
                 case "count":
                     e = col.count()
@@ -67,20 +119,60 @@ class Aggregation(BaseModel):
             e = e.round(self.round)
         return e.alias(output)
 
+    def _decimal(self, column: str, dtype: pl.DataType, decimals: int) -> pl.Expr:
+        """In Decimal: sum exact; mean = the sum over the count, truncated at a scale past `decimals`
+        (so rounding it is rounding the exact quotient); every result rounded half away from zero."""
+        value, scale = as_decimal(column, dtype, decimals + 1 if self.fn == "mean" else 0)
+        count = value.count()
+        match self.fn:
+            case "sum":
+                e = pl.when(count > 0).then(value.sum())
+            case "mean":
+                total = value.sum()
+                n = pl.max_horizontal(count, 1).cast(pl.Decimal(38, 0))  # no division by zero
+                quotient = total / n  # Polars rounds it to the nearest step of the scale...
+                over = (quotient * n).abs() > total.abs()  # ...so step back towards zero if it went past
+                step = pl.when(total > 0).then(decimal_ulp(scale)).otherwise(-decimal_ulp(scale))
+                e = pl.when(count > 0).then(pl.when(over).then(quotient - step).otherwise(quotient))
+            case "first" | "last":
+                e = getattr(value, self.fn)(ignore_nulls=True)
+            case _:
+                e = getattr(value, self.fn)()
+        return round_decimal(e, scale, decimals, "half_away_from_zero")
+
 
 @register
 class Aggregate(Op):
     name: ClassVar[str] = "aggregate"
     category: ClassVar[str] = "aggregate"
-    description: ClassVar[str] = f"Group by columns and aggregate ({', '.join(_AGG_FNS)}); nulls are ignored."
-    example: ClassVar[str] = "aggregate: {by: [carrier], aggs: {flights: {fn: count}}}"
+    description: ClassVar[str] = (
+        f"Group by and aggregate ({', '.join(_AGG_FNS)}), ignoring nulls; arithmetic: decimal for money."
+    )
+    example: ClassVar[str] = (
+        "aggregate: {by: [account], aggs: {rows: {fn: count}, "
+        "total: {fn: sum, column: amount, round: 2, arithmetic: decimal}}}"
+    )
     by: Columns = Field(..., min_length=1, description="Group-by columns.")
     aggs: dict[str, Aggregation] = Field(
-        ..., min_length=1, description="Output column -> {fn, column, round}."
+        ...,
+        min_length=1,
+        description="Output column -> {fn, column, round, arithmetic}. round: decimals of the result "
+        "(float arithmetic rounds the binary value, ties to even). arithmetic: float (default; "
+        "measurements) or decimal (money, and any value whose exact decimal ties matter; with sum, mean, "
+        "min, max, first, last, and needs round): each value is read as the digits it prints as "
+        f"(floats to {FLOAT_SCALE} places, below 1e20: 1.005 is 1.005), sums are exact, a mean is the "
+        "exact sum over the count, and the result is rounded half away from zero (1.005 -> 1.01, as "
+        "accountants and Excel) to a Decimal(38, round). An all-null (Null-typed) column aggregates to "
+        "null, as in SQL.",
     )
 
     def apply(self, frame: pl.LazyFrame, ctx: OpContext) -> pl.LazyFrame:
-        return frame.group_by(self.by, maintain_order=True).agg(a.expr(n) for n, a in self.aggs.items())
+        schema = frame.collect_schema()
+        for name, agg in self.aggs.items():
+            agg.check(name, schema)
+        return frame.group_by(self.by, maintain_order=True).agg(
+            a.expr(n, schema) for n, a in self.aggs.items()
+        )
 
     def row_inputs(self) -> list[str]:
         return list(self.by)

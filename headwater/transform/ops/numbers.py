@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from itertools import pairwise
 from typing import ClassVar, Literal
 
@@ -29,6 +30,40 @@ def require_numeric(schema: pl.Schema, columns: Iterable[str], op: str) -> None:
             )
 
 
+Arithmetic = Literal["float", "decimal"]
+RoundMode = Literal["half_to_even", "half_away_from_zero", "to_zero"]
+
+FLOAT_SCALE = 18
+"""Decimal places a float is read to in decimal arithmetic. Decimal(38, 18) leaves 20 integer digits."""
+
+
+def as_decimal(column: str, dtype: pl.DataType, scale: int = 0) -> tuple[pl.Expr, int]:
+    """The column's values as Decimal(38, s) and s (at least `scale`). A float is read from its shortest
+    text, the digits it prints as (1.005 -> 1.005, not the binary 1.00499...), to FLOAT_SCALE places;
+    integers and decimals convert exactly. NaN, infinity or a float of 1e20 or more fail the cast."""
+    value = pl.col(column)
+    if isinstance(dtype, pl.Decimal):
+        s = max(dtype.scale, scale)
+    elif dtype.is_float():
+        s = max(FLOAT_SCALE, scale)
+        value = value.cast(pl.String)
+    else:  # integers and Null (all values null)
+        s = scale
+    return value.cast(pl.Decimal(38, s)), s
+
+
+def round_decimal(value: pl.Expr, scale: int, decimals: int, mode: RoundMode) -> pl.Expr:
+    """Round a Decimal(38, scale) expression to Decimal(38, decimals) (Polars rounds Decimals exactly)."""
+    if scale > decimals:
+        value = value.truncate(decimals) if mode == "to_zero" else value.round(decimals, mode=mode)
+    return value.cast(pl.Decimal(38, decimals))
+
+
+def decimal_ulp(scale: int) -> pl.Expr:
+    """The smallest step of Decimal(38, scale), as a literal of that type."""
+    return pl.lit(Decimal(1).scaleb(-scale), dtype=pl.Decimal(38, scale))
+
+
 class _NumberColumns(Op):
     """An op that rewrites each of `columns` (numeric) in place, value by value."""
 
@@ -51,25 +86,57 @@ class Round(_NumberColumns):
     name: ClassVar[str] = "round"
     category: ClassVar[str] = "numbers"
     description: ClassVar[str] = (
-        "Round to a number of decimals; ties to even (2.5 -> 2) or away from zero (2.5 -> 3), or truncate."
+        "Round to a number of decimals: ties to even or away from zero, or truncate; arithmetic: decimal "
+        "for money (exact ties)."
     )
-    example: ClassVar[str] = "round: {columns: [price_gbp], decimals: 2, mode: half_away_from_zero}"
+    example: ClassVar[str] = "round: {columns: [price_gbp], decimals: 2, arithmetic: decimal}"
     shorthand: ClassVar[str | None] = "columns"
     decimals: int = Field(
-        0, ge=0, le=38, description="Decimal places to keep (integer columns are unchanged)."
+        0,
+        ge=0,
+        le=38,
+        description="Decimal places to keep (float arithmetic leaves integer columns unchanged; "
+        "decimal arithmetic allows at most 17).",
     )
-    mode: Literal["half_to_even", "half_away_from_zero", "to_zero"] = Field(
-        "half_to_even",
-        description="Ties to even (banker's, Polars' default), ties away from zero (commercial), or to_zero "
-        "(truncate). Floats are binary: 1.005 is stored as 1.00499..., so it rounds to 1.0.",
+    mode: RoundMode | None = Field(
+        None,
+        description="Ties to even (banker's), ties away from zero (commercial, as accountants and Excel), "
+        "or to_zero (truncate). Default: half_to_even in float arithmetic, half_away_from_zero in decimal.",
+    )
+    arithmetic: Arithmetic = Field(
+        "float",
+        description="float: round the binary value, so 1.005 (stored as 1.00499...) rounds to 1.0 and "
+        "1.015 to 1.01; right for measurements. decimal: read each value as the digits it prints as (floats "
+        f"to {FLOAT_SCALE} places, below 1e20) and round those exactly, so 1.005 -> 1.01: use it for money "
+        "and any value whose decimal ties matter. Every column becomes Decimal(38, decimals); "
+        "NaN and infinity fail the run. An all-null (Null-typed) column stays null (Float64 in float).",
     )
 
+    @model_validator(mode="after")
+    def _decimal_places(self) -> Round:
+        if self.arithmetic == "decimal" and self.decimals >= FLOAT_SCALE:
+            raise ValueError(
+                f"decimal arithmetic keeps at most {FLOAT_SCALE - 1} decimals (floats are read to "
+                f"{FLOAT_SCALE} places), not {self.decimals}"
+            )
+        return self
+
+    def apply(self, frame: pl.LazyFrame, ctx: OpContext) -> pl.LazyFrame:
+        schema = frame.collect_schema()  # a Null column (all null, e.g. from an empty source) stays null
+        require_numeric(schema, [c for c in self.columns if schema.get(c) != pl.Null], self.name)
+        return frame.with_columns(self._expr(c, schema[c]).alias(c) for c in self.columns)
+
     def _expr(self, column: str, dtype: pl.DataType) -> pl.Expr:
+        if self.arithmetic == "decimal":
+            value, scale = as_decimal(column, dtype)
+            return round_decimal(value, scale, self.decimals, self.mode or "half_away_from_zero")
+        if dtype == pl.Null:
+            return pl.col(column).cast(pl.Float64)
         if dtype.is_integer():
             return pl.col(column)
         if self.mode == "to_zero":  # Polars 2.1 documents round(mode="to_zero") but rejects it
             return pl.col(column).truncate(self.decimals)
-        return pl.col(column).round(self.decimals, mode=self.mode)
+        return pl.col(column).round(self.decimals, mode=self.mode or "half_to_even")
 
 
 _INT_RANGES: dict[type[pl.DataType], tuple[int, int]] = {
