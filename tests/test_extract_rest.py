@@ -278,6 +278,26 @@ def test_records_path_that_is_not_a_list_is_permanent(api: FakeApi, tmp_path: Pa
         read_rest("orders", source(api.url(), records="data"), connections(tmp_path))
 
 
+def test_a_wrong_records_path_fails_at_extract_naming_the_path_and_the_keys(
+    api: FakeApi, tmp_path: Path
+) -> None:
+    """Not later, at the load, with an SQL error about a table with no columns."""
+    api.queue(Reply(body={"data": {"items": rows(1, 2)}, "meta": {"page": 1}}))
+    with pytest.raises(PermanentError) as info:
+        read_rest("orders", source(api.url(), records="data.records"), connections(tmp_path))
+    message = str(info.value)
+    assert "records path 'data.records' is not in the response of GET" in message
+    assert "no key 'records' at data; keys there: items" in message
+    assert "set records: to the dot path of the list of records" in message
+    assert "1.5" not in message  # keys only, never values
+
+
+def test_a_later_page_without_the_records_path_ends_the_data(api: FakeApi, tmp_path: Path) -> None:
+    api.queue(Reply(body={"data": rows(1, 2)}), Reply(body={"error": "no more pages"}))
+    src = source(api.url(), records="data", pagination={"type": "page", "param": "page"})
+    assert ids(read_rest("orders", src, connections(tmp_path)).frame) == [1, 2]
+
+
 # ------------------------------------------------------------------ auth
 
 

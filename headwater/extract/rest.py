@@ -51,6 +51,36 @@ def dig(body: Any, dotted: str | None) -> Any:
     return body
 
 
+def _has_path(body: Any, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if isinstance(body, dict) and part in body:
+            body = body[part]
+        elif isinstance(body, list) and part.isdigit() and int(part) < len(body):
+            body = body[int(part)]
+        else:
+            return False
+    return True
+
+
+def _shape(body: Any, dotted: str) -> str:
+    """Where the path stops and what is there instead: keys, never values (they may be PII)."""
+    done: list[str] = []
+    for part in dotted.split("."):
+        if isinstance(body, dict) and part in body:
+            body, done = body[part], [*done, part]
+            continue
+        if isinstance(body, list) and part.isdigit() and int(part) < len(body):
+            body, done = body[int(part)], [*done, part]
+            continue
+        at = ".".join(done) or "the top level"
+        if isinstance(body, dict):
+            keys = ", ".join(list(map(str, body))[:20]) or "none"
+            return f"no key {part!r} at {at}; keys there: {keys}"
+        kind = "a list" if isinstance(body, list) else type(body).__name__
+        return f"{at} is {kind}, not an object with {part!r}"
+    return "found"
+
+
 class RestReader:
     def __init__(
         self, name: str, source: RestSource, connections: Connections, client: httpx.Client | None = None
@@ -114,7 +144,7 @@ class RestReader:
         if pag and pag.size_param and pag.size:
             params[pag.size_param] = pag.size
         counter = pag.start if pag and pag.start is not None else (1 if pag and pag.type == "page" else 0)
-        for _page in range(pag.max_pages if pag else 1):
+        for page_no in range(pag.max_pages if pag else 1):
             if pag and pag.type in ("page", "offset"):
                 params[pag.param or ""] = counter
             resp = self.request(url or "", params)
@@ -125,6 +155,15 @@ class RestReader:
                     f"source {self.name}: {url} did not answer JSON",
                     hint="check the URL; Headwater reads JSON APIs",
                 ) from exc
+            if src.records and not _has_path(body, src.records):
+                if page_no > 0:  # a later page without the list: the end of the data
+                    break
+                raise PermanentError(
+                    f"source {self.name}: records path {src.records!r} is not in the response of "
+                    f"{src.method} {url} ({_shape(body, src.records)})",
+                    hint="set records: to the dot path of the list of records in the response "
+                    "(e.g. data.items), or remove it when the response is the list itself",
+                )
             page = dig(body, src.records) if src.records else body
             if page is None:
                 page = []

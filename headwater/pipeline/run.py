@@ -398,8 +398,9 @@ class PipelineRun:
     def _dataset(self, source_name: str) -> tuple[str, str]:
         """(dataset, table) naming a source the way data_lineage and other pipelines' targets do."""
         source = self.spec.sources[source_name]
-        if isinstance(source, SqlSource):
-            return self._warehouse_label(source.connection or self.spec.warehouse), source.table
+        if isinstance(source, SqlSource):  # a query reads no one table: it is labelled query:<source>
+            table = source.table if source.table is not None else f"query:{source_name}"
+            return self._warehouse_label(source.connection or self.spec.warehouse), table
         if isinstance(source, RestSource):
             return source.url.split("?")[0], source_name
         return source.path, source_name

@@ -85,10 +85,63 @@ class FileSource(Strict):
         None, description="Read as this format; default from the file extension."
     )
     null_values: list[str] = Field(default_factory=list, description="Strings read as null (csv/tsv).")
-    delimiter: str | None = Field(None, min_length=1, max_length=1, description="Field separator (csv).")
+    delimiter: str | None = Field(
+        None, min_length=1, max_length=1, description="Field separator (csv/tsv); same as `separator`."
+    )
+    separator: str | None = Field(
+        None, min_length=1, max_length=1, description="Field separator (csv/tsv); default , or tab (tsv)."
+    )
+    encoding: str = Field(
+        "utf-8",
+        description="Text encoding of csv/tsv/json/ndjson files, any codec Python knows (latin-1, cp1252, "
+        "utf-16...); other than UTF-8, files are decoded in Python before Polars reads them.",
+    )
+    skip_rows: int = Field(0, ge=0, description="Lines skipped before the header line (csv/tsv).")
+    comment_prefix: str | None = Field(
+        None, min_length=1, max_length=5, description="Lines starting with this are ignored (csv/tsv)."
+    )
+    quote_char: str | None = Field(
+        '"', min_length=1, max_length=1, description="Quote around fields (csv/tsv); null: no quoting."
+    )
     columns: dict[str, str] = Field(default_factory=dict, description="Column types forced on read.")
     infer_schema_length: int | None = Field(10_000, description="Rows used to infer types; null = all.")
     records: str | None = Field(None, description="Dot path to the list of records inside a JSON document.")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(v)
+            "a".encode(v)  # refuses bytes-to-bytes codecs such as base64
+        except LookupError:
+            raise ValueError(
+                f"unknown text encoding {v!r}; use a name Python knows, e.g. utf-8, latin-1, cp1252, utf-16"
+            ) from None
+        except UnicodeError:
+            pass
+        return v
+
+    @field_validator("delimiter", "separator", "quote_char")
+    @classmethod
+    def _one_byte(cls, v: str | None) -> str | None:
+        if v is not None and (not v.isascii() or v in "\r\n"):
+            raise ValueError(f"{v!r} must be one ASCII character other than a line break")
+        return v
+
+    @model_validator(mode="after")
+    def _one_separator(self) -> FileSource:
+        if self.separator is not None and self.delimiter is not None:
+            raise ValueError("separator and delimiter are the same option: give only one")
+        if self.quote_char is not None and self.quote_char == self.field_separator:
+            raise ValueError(f"quote_char and the separator are both {self.quote_char!r}: they must differ")
+        return self
+
+    @property
+    def field_separator(self) -> str | None:
+        """The separator given as `separator` or `delimiter`; None: the format's default."""
+        return self.separator or self.delimiter
 
 
 class Incremental(Strict):
@@ -99,15 +152,90 @@ class Incremental(Strict):
 
 
 class SqlSource(Strict):
-    """A table in any SQLAlchemy database, optionally incremental by a cursor column."""
+    """A table, or one read-only SELECT, in any SQLAlchemy database; optionally incremental by a cursor.
+
+    `query:` is parsed (sqlglot, in the connection's dialect) when the spec loads and refused unless it is
+    a single SELECT (or WITH ... SELECT) that writes nothing; its `:name` placeholders are bound from
+    `params:`, never pasted into the SQL. `columns:` applies to `table:` only: select columns in the query.
+    """
 
     kind: Literal["sql"]
     connection: ConnectionRef | None = Field(
         None, description="Where the table is; default: the pipeline's warehouse (read back what it loaded)."
     )
-    table: str = Field(..., pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+    table: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$",
+        description="The table (or schema.table) to read; give this or `query`.",
+    )
+    query: str | None = Field(
+        None, description="One read-only SELECT (or WITH ... SELECT) run in the database; or `table`."
+    )
+    params: dict[Annotated[str, Field(pattern=_NAME)], str | int | float | bool | None] = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="Values bound to the query's :name placeholders (never pasted into its text).",
+    )
     columns: list[Annotated[str, Field(pattern=_NAME)]] | None = None
     incremental: Incremental | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _read_only(cls, value: str | None, info: Any) -> str | None:  # info: pydantic's ValidationInfo
+        if value is None:
+            return None
+        query = value.strip()
+        while query.endswith(";"):
+            query = query[:-1].rstrip()
+        from headwater.extract.sql_query import check_select, url_dialect
+
+        dialect = url_dialect(info.data.get("connection"))
+        try:
+            check_select(query, dialect)
+        except ValueError as exc:
+            if dialect is None and str(exc).startswith("query is not valid SQL"):
+                # the database is unknown here (a block or the warehouse): its dialect checks it at run time
+                return query
+            raise
+        return query
+
+    @field_validator("params")
+    @classmethod
+    def _bound(cls, value: dict[str, Any], info: Any) -> dict[str, Any]:  # info: ValidationInfo
+        if "query" not in info.data:  # the query itself was refused
+            return value
+        query = info.data["query"]
+        if query is None:
+            if value:
+                raise ValueError("params are bound into `query:`; a `table:` source takes none")
+            return value
+        from headwater.extract.sql_query import placeholders
+
+        wanted = placeholders(query)
+        missing = sorted(wanted - value.keys())
+        if missing:
+            names = ", ".join(f":{m}" for m in missing)
+            raise ValueError(
+                f"the query's placeholder(s) {names} have no value: give them under params "
+                r"(a colon that is not a placeholder, e.g. inside a string, is written \:)"
+            )
+        unused = sorted(value.keys() - wanted)
+        if unused:
+            raise ValueError(
+                f"param(s) {', '.join(unused)} appear nowhere in the query as :name "
+                "(write CAST(:name AS type), not :name::type), or remove them"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlSource:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table or query")
+        if self.query is not None and self.columns is not None:
+            raise ValueError("`columns` applies to `table:` only: name the columns in the query's SELECT")
+        if self.query is not None and self.incremental and "watermark" in self.params:
+            raise ValueError("param `watermark` is reserved for the incremental cursor's value: rename it")
+        return self
 
 
 class RestAuth(Strict):

@@ -87,7 +87,9 @@ def _source_location(source: Any) -> tuple[str, str | None]:
             where = "warehouse"
         else:
             where = f"block:{ref.block}" if ref.block else display_url(ref.url or "")
-        return f"{where}#{source.table}", source.incremental.cursor if source.incremental else None
+        # a query source reads no one table: "#query" (the data_sources row names the source)
+        what = source.table if source.table is not None else "query"
+        return f"{where}#{what}", source.incremental.cursor if source.incremental else None
     if isinstance(source, RestSource):
         return source.url.split("?")[0], None
     return "", None
