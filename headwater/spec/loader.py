@@ -284,7 +284,7 @@ def _pydantic_problems(
     for err in exc.errors(include_input=False, include_url=False):
         loc = _data_loc(data, (*prefix, *err["loc"]))
         msg = err["msg"].removeprefix("Value error, ")
-        hint = None
+        hint = getattr((err.get("ctx") or {}).get("error"), "hint", None)
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {loc[-1]!r}"
             hint = "remove it or check its spelling against the README's spec reference"

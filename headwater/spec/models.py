@@ -353,6 +353,14 @@ class Expectation(Strict):
     name: str = Field(..., pattern=_NAME)
     rule: str = Field(..., description="SQL boolean expression every row must satisfy.")
 
+    @field_validator("rule")
+    @classmethod
+    def _parses(cls, rule: str) -> str:
+        from headwater.transform.expressions import parse_expr
+
+        parse_expr(rule)  # the one parser of expressions: the same message as in a filter
+        return rule
+
 
 class ValidateStep(StepBase):
     """Checks the data before it loads. `suite`: a Great Expectations suite (JSON, path relative to

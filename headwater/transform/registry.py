@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, get_args, get_origin
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -136,7 +136,7 @@ def parse_op(raw: Mapping[str, Any], position: int) -> Op:
     if cls is None:
         known = ", ".join(sorted(OP_REGISTRY))
         raise OpParseError(position, op_name, f"unknown op {op_name!r}", f"use one of: {known}")
-    if isinstance(params, dict) and cls.shorthand is not None:
+    if isinstance(params, dict) and cls.shorthand is not None and _takes_mapping(cls, cls.shorthand):
         fields = {f.alias or n for n, f in cls.model_fields.items()} | set(cls.model_fields)
         if not fields & set(params):  # e.g. `rename: {name: carrier_name}`: the mapping is the shorthand
             params = {cls.shorthand: params}
@@ -149,12 +149,87 @@ def parse_op(raw: Mapping[str, Any], position: int) -> Op:
     try:
         return cls.model_validate(params)
     except ValidationError as exc:
-        first = exc.errors(include_input=False, include_url=False)[0]
+        errors = exc.errors(include_input=False, include_url=False)
+        unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+        first = unknown[0] if unknown else errors[0]
         where = ".".join(str(p) for p in first["loc"])
         msg = first["msg"].removeprefix("Value error, ")
+        hint = f"e.g. {cls.example}"
+        if unknown:  # a misspelt parameter: name it, and what is allowed where it is
+            parent = tuple(first["loc"][:-1])
+            allowed = ", ".join(_keys_at(cls, parent)) or "(none)"
+            names = ", ".join(repr(e["loc"][-1]) for e in unknown if tuple(e["loc"][:-1]) == parent)
+            what = f"{op_name} {'.'.join(map(str, parent))}" if parent else op_name
+            msg = f"unknown parameter {names}; {what} takes: {allowed}"
+            where = ".".join(str(p) for p in parent)
+        cause = (first.get("ctx") or {}).get("error")
+        if getattr(cause, "hint", None):
+            hint = f"{cause.hint}; {hint}"  # type: ignore[union-attr]
         raise OpParseError(
-            position, op_name, f"{op_name}: {where + ': ' if where else ''}{msg}", f"e.g. {cls.example}"
+            position, op_name, f"{op_name}: {where + ': ' if where else ''}{msg}", hint
         ) from None
+
+
+def _keys_at(cls: type[Op], loc: tuple[Any, ...]) -> list[str]:
+    """The keys the nested parameter model at `loc` (e.g. ("aggs", "total")) takes, sorted."""
+    annotation: Any = cls
+    for part in loc:
+        annotation = _step_into(annotation, part)
+        if annotation is None:
+            return []
+    model = _model_in(annotation)
+    return sorted(f.alias or n for n, f in model.model_fields.items()) if model is not None else []
+
+
+def _step_into(annotation: Any, part: Any) -> Any:
+    """The annotation one location part further in: a dict's value, a list's item, a model's field."""
+    pending = [annotation]
+    while pending:
+        current = pending.pop(0)
+        origin, args = get_origin(current), get_args(current)
+        if origin is dict and len(args) == 2:
+            return args[1]
+        if origin is list and args and isinstance(part, int):
+            return args[0]
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            for name, info in current.model_fields.items():
+                if part in (name, info.alias):
+                    return info.annotation
+            return None
+        pending.extend(a for a in args if a is not type(None))
+    return None
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds, through dict values, lists and unions."""
+    pending = [annotation]
+    while pending:
+        current = pending.pop(0)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            return current
+        args = get_args(current)
+        if get_origin(current) is dict and len(args) == 2:
+            pending.append(args[1])
+        else:
+            pending.extend(a for a in args if a is not type(None))
+    return None
+
+
+def _takes_mapping(cls: type[Op], param: str) -> bool:
+    """Whether the op's parameter `param` is itself a mapping (so `op: {a: b}` may mean it)."""
+    field_info = cls.model_fields.get(param) or next(
+        (f for f in cls.model_fields.values() if f.alias == param), None
+    )
+    if field_info is None:
+        return False
+    pending = [field_info.annotation]
+    while pending:
+        annotation = pending.pop()
+        origin = get_origin(annotation)
+        if annotation is dict or origin is dict or (isinstance(origin, type) and issubclass(origin, Mapping)):
+            return True
+        pending.extend(a for a in get_args(annotation) if a is not type(None))
+    return False
 
 
 def parse_ops(raw_ops: Sequence[Mapping[str, Any]]) -> list[Op]:

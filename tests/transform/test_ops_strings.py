@@ -359,7 +359,7 @@ def test_text_ops_reject_non_text_columns_from_the_schema() -> None:
         ({"regex_extract": {"column": "a", "pattern": "(a)", "group": 2, "as": "b"}}, "has 1 group"),
         ({"regex_extract": {"column": "a", "pattern": "(a)", "group": "x", "as": "b"}}, "no group named 'x'"),
         ({"regex_extract": {"column": "a", "pattern": "(a)"}}, "as: Field required"),
-        ({"trim": {"columns": ["a"], "colums": ["b"]}}, "colums: Extra inputs"),
+        ({"trim": {"columns": ["a"], "colums": ["b"]}}, "unknown parameter 'colums'; trim takes: "),
         ({"change_case": {"columns": ["a"], "to": "sentence"}}, "to: Input should be"),
         ({"split": {"column": "a", "by": ""}}, "by: String should have at least 1"),
         ({"split": {"column": "a", "by": ",", "into": ["x"], "as": "y"}}, "either into"),
