@@ -138,7 +138,8 @@ def test_a_semicolon_inside_a_string_is_text() -> None:
         ({"filter": {"wher": "id > 1"}}, "filter: unknown parameter 'wher'; filter takes: where"),
         (
             {"aggregate": {"by": ["a"], "aggs": {"x": {"fn": "mean", "colum": "b"}}}},
-            "aggregate: aggs.x: unknown parameter 'colum'; aggregate aggs.x takes: arithmetic, column, fn, round",
+            "aggregate: aggs.x: unknown parameter 'colum'; "
+            "aggregate aggs.x takes: arithmetic, column, fn, round",
         ),
         (
             {"join": {"with": "x", "onn": ["a"]}},
