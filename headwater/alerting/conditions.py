@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from headwater.alerting.facts import RunFacts
 
@@ -50,7 +50,18 @@ class DurationOver(_Condition):
 
 
 class QualityBelow(_Condition):
-    quality_score_below: float = Field(description="fires when the run's quality score is below this")
+    quality_score_below: float = Field(
+        description="fires when the run's quality score (0-100, as runs and the console show it) is "
+        "below this"
+    )
+
+    @field_validator("quality_score_below")
+    @classmethod
+    def _percent(cls, value: float) -> float:
+        if not 1 < value <= 100:
+            hint = f"write {value * 100:g} for {value:.0%}" if 0 < value <= 1 else "give a score, 1 to 100"
+            raise ValueError(f"{value:g} is not on the 0-100 scale quality scores use: {hint}")
+        return value
 
     def fired(self, facts: RunFacts, now: datetime) -> list[str]:
         s = facts.quality_score
@@ -137,16 +148,43 @@ class AnyOf(_Condition):
         return "any(" + ",".join(c.key() for c in self.any) + ")"
 
 
-Condition = (
-    RunFailed
-    | DurationOver
-    | QualityBelow
-    | QualityRuleFailing
-    | QuarantineRateOver
-    | AnomalyDetected
-    | Stale
-    | AllOf
-    | AnyOf
-)
+_KINDS = {
+    "run_failed": "run_failed",
+    "duration_over_seconds": "duration_over_seconds",
+    "quality_score_below": "quality_score_below",
+    "quality_rule_failing": "quality_rule_failing",
+    "quarantine_rate_over": "quarantine_rate_over",
+    "anomaly_detected": "anomaly_detected",
+    "not_loaded_for_hours": "stale",
+    "table": "stale",
+    "all": "all",
+    "any": "any",
+}
+
+
+def _condition_kind(value: Any) -> str | None:
+    """Which condition a mapping is, by its key: a problem is then reported for that kind only."""
+    keys = value.keys() if isinstance(value, dict) else type(value).model_fields.keys()
+    return next((_KINDS[k] for k in keys if k in _KINDS), None)
+
+
+Condition = Annotated[
+    Annotated[RunFailed, Tag("run_failed")]
+    | Annotated[DurationOver, Tag("duration_over_seconds")]
+    | Annotated[QualityBelow, Tag("quality_score_below")]
+    | Annotated[QualityRuleFailing, Tag("quality_rule_failing")]
+    | Annotated[QuarantineRateOver, Tag("quarantine_rate_over")]
+    | Annotated[AnomalyDetected, Tag("anomaly_detected")]
+    | Annotated[Stale, Tag("stale")]
+    | Annotated[AllOf, Tag("all")]
+    | Annotated[AnyOf, Tag("any")],
+    Discriminator(
+        _condition_kind,
+        custom_error_type="unknown_condition",
+        custom_error_message="not a condition: use one of run_failed, duration_over_seconds, "
+        "quality_score_below, quality_rule_failing, quarantine_rate_over, anomaly_detected, "
+        "table + not_loaded_for_hours, all, any",
+    ),
+]
 AllOf.model_rebuild()
 AnyOf.model_rebuild()

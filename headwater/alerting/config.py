@@ -180,9 +180,15 @@ def _read(path: Path) -> Any:
         raise SpecError([SpecProblem(str(path), "", f"not valid YAML: {exc}")]) from exc
 
 
-def _validate(model: type[T], data: Any, file: str, env: Mapping[str, str]) -> T:
+def _validate(
+    model: type[T],
+    data: Any,
+    file: str,
+    env: Mapping[str, str],
+    unset_secrets: list[SpecProblem] | None = None,
+) -> T:
     problems = literal_secret_problems(data, file, {})
-    data = interpolate(data, env, file, {}, problems)
+    data = interpolate(data, env, file, {}, problems, unset_secrets=unset_secrets)
     if problems:
         raise SpecError(problems)
     try:
@@ -193,7 +199,9 @@ def _validate(model: type[T], data: Any, file: str, env: Mapping[str, str]) -> T
                 SpecProblem(
                     file,
                     field_path(err["loc"]),
-                    f"unknown key {err['loc'][-1]!r}" if err["type"] == "extra_forbidden" else err["msg"],
+                    f"unknown key {err['loc'][-1]!r}"
+                    if err["type"] == "extra_forbidden"
+                    else err["msg"].removeprefix("Value error, "),
                 )
                 for err in exc.errors(include_input=False, include_url=False)
             ]
@@ -215,3 +223,30 @@ def load_rules(
     if channels is not None and (problems := rules.reference_problems(channels, str(p))):
         raise SpecError(problems)
     return rules
+
+
+def check_alerts(
+    folder: str | Path, env: Mapping[str, str] | None = None
+) -> tuple[list[SpecProblem], list[str]]:
+    """(problems, notes) of channels.yaml and rules.yaml in `folder`, for `headwater validate`:
+    channel secrets not set here are noted, not refused (runs that send need them)."""
+    env = os.environ if env is None else env
+    folder = Path(folder)
+    unset: list[SpecProblem] = []
+    try:
+        channels = _validate(
+            Channels, _read(folder / "channels.yaml"), str(folder / "channels.yaml"), env, unset
+        )
+        rules = _validate(AlertRules, _read(folder / "rules.yaml"), str(folder / "rules.yaml"), env, unset)
+    except SpecError as exc:
+        return exc.problems, []
+    except OSError as exc:
+        return [
+            SpecProblem(
+                str(folder),
+                "(file)",
+                f"cannot read: {exc}",
+                "HEADWATER_ALERTS names a folder with channels.yaml and rules.yaml",
+            )
+        ], []
+    return rules.reference_problems(channels, str(folder / "rules.yaml")), [str(n) for n in unset]

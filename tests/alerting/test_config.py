@@ -85,20 +85,20 @@ def test_conditions_combine_with_all_and_any() -> None:
             "when": {
                 "all": [
                     {"run_failed": True},
-                    {"any": [{"quality_score_below": 0.9}, {"quarantine_rate_over": 0.1}]},
+                    {"any": [{"quality_score_below": 90}, {"quarantine_rate_over": 0.1}]},
                 ]
             },
         }
     )
     assert isinstance(rule.when, AllOf) and isinstance(rule.when.all[1], AnyOf)
-    assert rule.when.key() == "all(run_failed,any(quality_score_below:0.9,quarantine_rate_over:0.1))"
-    failed = RunFacts("p", "r1", "failed", quality_score=0.95, records_loaded=80, records_quarantined=20)
+    assert rule.when.key() == "all(run_failed,any(quality_score_below:90,quarantine_rate_over:0.1))"
+    failed = RunFacts("p", "r1", "failed", quality_score=95.0, records_loaded=80, records_quarantined=20)
     assert rule.when.fired(failed, NOW) == [
         "run failed",
         "20 rows quarantined (20.0%, limit 10.0%)",
     ]
-    assert rule.when.fired(RunFacts("p", "r2", "completed", quality_score=0.5), NOW) == []
-    assert rule.when.fired(RunFacts("p", "r3", "failed", quality_score=0.95), NOW) == []
+    assert rule.when.fired(RunFacts("p", "r2", "completed", quality_score=50.0), NOW) == []
+    assert rule.when.fired(RunFacts("p", "r3", "failed", quality_score=95.0), NOW) == []
 
 
 @pytest.mark.parametrize(

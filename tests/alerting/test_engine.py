@@ -27,7 +27,7 @@ def failed_run(run_id: str = "run-1", pipeline: str = "flights_daily", **kw: Any
         "error_message": f"could not connect to postgresql://loader:{SECRET}@db:5432/wh",
         "failed_step": "load_flights",
         "duration_seconds": 42.5,
-        "quality_score": 0.82,
+        "quality_score": 82.0,
         "failed_rules": {"dep_delay_not_null": 17},
         "records_loaded": 1200,
         "records_quarantined": 17,
@@ -43,7 +43,7 @@ def failed_run(run_id: str = "run-1", pipeline: str = "flights_daily", **kw: Any
 
 def ok_run(run_id: str, pipeline: str = "flights_daily") -> RunFacts:
     return RunFacts(
-        pipeline=pipeline, run_id=run_id, status="completed", duration_seconds=30.0, quality_score=1.0
+        pipeline=pipeline, run_id=run_id, status="completed", duration_seconds=30.0, quality_score=100.0
     )
 
 
@@ -75,7 +75,7 @@ def basic(store_engine: sa.Engine, mailbox: Mailbox, webhook: Webhook) -> AlertE
             "hook": {"url": webhook.url()},
             "pager": {"url": webhook.url("pager")},
         },
-        [ESCALATING, {"name": "low-quality", "severity": "critical", "when": {"quality_score_below": 0.9}}],
+        [ESCALATING, {"name": "low-quality", "severity": "critical", "when": {"quality_score_below": 90}}],
         {"critical": ["email", "hook"]},
     )
 
@@ -93,9 +93,9 @@ def test_failure_sends_exactly_one_email_and_one_json_post_with_the_facts(
     for text in (body, webhook.at("hook")[0]["message"]):
         assert "Pipeline flights_daily, run run-1 (failed)" in text
         assert "run-failed: run failed in step load_flights" in text
-        assert "low-quality: quality score 0.82 is below 0.9" in text  # both conditions, one message
+        assert "low-quality: quality score 82 is below 90" in text  # both conditions, one message
         assert "PermanentError" in text
-        assert "duration 42.5 s, rows loaded 1200, rows quarantined 17, quality score 0.82" in text
+        assert "duration 42.5 s, rows loaded 1200, rows quarantined 17, quality score 82" in text
         assert "dep_delay_not_null (17 rows)" in text
         assert "Prefect run: http://prefect.local/runs/flow-run/run-1" in text
         assert "Console: http://console.local/runs?run=run-1" in text
@@ -261,7 +261,7 @@ def test_refused_delivery_is_recorded_retried_and_raises(store_engine: sa.Engine
 
 def test_mtta_and_mttr_are_exact(basic: AlertEngine) -> None:
     basic.process_run(failed_run("run-1", pipeline="a"), T0)
-    basic.process_run(failed_run("run-2", pipeline="b", quality_score=1.0), T0 + timedelta(minutes=10))
+    basic.process_run(failed_run("run-2", pipeline="b", quality_score=100.0), T0 + timedelta(minutes=10))
     a = next(i for i in basic.history("a") if i["rule_name"] == "run-failed")
     b = basic.history("b")[0]
     basic.ack(a["id"], "alice", T0 + timedelta(minutes=4))
