@@ -57,12 +57,21 @@ class SpecError(HeadwaterError):
 class DataQualityError(HeadwaterError):
     """Data broke rules whose action is to fail; carries the failed rules and their counts."""
 
-    def __init__(self, suite: str, failures: dict[str, int], checked: int, result: object = None) -> None:
+    def __init__(
+        self,
+        suite: str,
+        failures: dict[str, int],
+        checked: int,
+        result: object = None,
+        quick: Sequence[object] = (),
+    ) -> None:
         self.suite = suite
         self.failures = failures
         self.checked = checked
         self.result = result
         """The full suite result, when a suite was evaluated (its checks are recorded too)."""
+        self.quick = list(quick)
+        """The step's quick rules as checked (recorded too)."""
         detail = ", ".join(f"{rule}: {n} of {checked} rows" for rule, n in failures.items())
         super().__init__(f"quality checks of {suite} failed ({detail})")
 

@@ -211,6 +211,7 @@ data_quality_checks = sa.Table(
     sa.Column("sample_failures", sa.JSON, nullable=False),
     sa.Column("remediation", sa.Text),
     sa.Column("checked_at", TS, nullable=False),
+    sa.Column("weight", sa.Float),
     sa.Index("ix_data_quality_checks_execution", "execution_id"),
     sa.Index("ix_data_quality_checks_pipeline_rule", "pipeline_name", "rule_name", "checked_at"),
     sa.Index("ix_data_quality_checks_checked", "checked_at"),
