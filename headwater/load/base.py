@@ -38,6 +38,7 @@ class LoadResult:
     deleted: int = 0
     created_table: bool = False
     added_columns: list[str] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
     watermarks: dict[str, Any] = field(default_factory=dict)
     quarantined: int = 0
     replayed: int = 0
@@ -109,8 +110,11 @@ def load_frame(
                     f"({', '.join(destination.primary_key)}), which upsert needs",
                     hint=f"CREATE UNIQUE INDEX ON {destination.table} ({', '.join(destination.primary_key)})",
                 )
+            if destination.mode == "overwrite" and frame.height == 0 and not destination.allow_empty:
+                refuse_empty_overwrite(conn, target.table, destination)
             result = writer(conn, target.table, frame, destination)
             result.created_table, result.added_columns = target.created, target.added_columns
+            result.missing_columns = target.missing_columns
             for mark in watermarks or []:
                 if mark.value is not None:
                     write_watermark(conn, pipeline, mark.source, mark.value, run_id)
@@ -136,3 +140,35 @@ def load_frame(
     if target.added_columns:
         log.warning("table %s gained column(s) %s", destination.table, ", ".join(target.added_columns))
     return result
+
+
+def schema_drift(result: LoadResult) -> str | None:
+    """A warning naming the columns a load added to its table or left NULL, or None."""
+    parts = []
+    if result.added_columns:
+        parts.append(
+            f"the data brought column(s) the table lacked: {', '.join(result.added_columns)} (added)"
+        )
+    if result.missing_columns:
+        parts.append(
+            f"the data lacks column(s) the table has: {', '.join(result.missing_columns)} "
+            "(NULL in the rows loaded now)"
+        )
+    if not parts:
+        return None
+    return (
+        f"schema drift in {result.table}: {'; '.join(parts)}. If a column was renamed, rename it back "
+        "in a transform step (or migrate the table); a removed column stays in the table"
+    )
+
+
+def refuse_empty_overwrite(conn: sa.Connection, table: sa.Table, destination: Destination) -> None:
+    """An overwrite with no rows would empty a table that has rows: refuse unless allowed."""
+    has_rows = conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is not None
+    if has_rows:
+        raise PermanentError(
+            f"overwrite of {destination.table} with 0 rows refused: it would empty a table that has rows "
+            "(nothing was changed)",
+            hint="if the source or a filter removed every row by mistake, fix that; if emptying the "
+            "table is intended, set allow_empty: true on the destination",
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 import sqlalchemy as sa
@@ -65,11 +65,15 @@ class TargetTable:
     table: sa.Table
     created: bool
     added_columns: list[str]
+    """Columns the data brought that the table lacked: added to it."""
+    missing_columns: list[str] = field(default_factory=list)
+    """Columns the table has that the data lacks: NULL in the rows this load writes."""
 
 
 def ensure_table(conn: sa.Connection, name: str, frame: pl.DataFrame, primary_key: list[str]) -> TargetTable:
     """The target table, created from the frame's schema when missing; new frame columns are added
-    (additive schema drift); a frame missing a NOT NULL column or a type that cannot convert fails."""
+    (additive schema drift) and columns the frame lacks are reported (the caller warns of both); a
+    frame missing a NOT NULL column or a type that cannot convert fails."""
     dialect = conn.dialect.name
     schema, table_name = split_table(name)
     inspector = sa.inspect(conn)
@@ -80,8 +84,9 @@ def ensure_table(conn: sa.Connection, name: str, frame: pl.DataFrame, primary_ke
             hint=f"columns loaded: {', '.join(frame.columns)}",
         )
     if not inspector.has_table(table_name, schema=schema):
+        # exactly the columns the data has: a single integer key is not made a serial/identity column
         columns = [
-            sa.Column(col, sql_type(dtype, dialect), nullable=col not in primary_key)
+            sa.Column(col, sql_type(dtype, dialect), nullable=col not in primary_key, autoincrement=False)
             for col, dtype in frame.schema.items()
         ]
         pk = [sa.PrimaryKeyConstraint(*primary_key)] if primary_key else []
@@ -112,7 +117,8 @@ def ensure_table(conn: sa.Connection, name: str, frame: pl.DataFrame, primary_ke
             f"table {name} needs column(s) {', '.join(required)} that the data lacks",
             hint="add them in a transform step, or make them nullable in the table",
         )
-    return TargetTable(table, False, added)
+    missing = [c.name for c in table.columns if c.name not in frame.columns]
+    return TargetTable(table, False, added, missing)
 
 
 def _qualified(conn: sa.Connection, schema: str | None, table: str) -> str:

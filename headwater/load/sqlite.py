@@ -27,18 +27,33 @@ def _plain(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(exprs) if exprs else frame
 
 
+_TRUTH = ["true", "false", "t", "f", "1", "0", "yes", "no", "y", "n"]
+
+
 def _check_fit(table: sa.Table, frame: pl.DataFrame) -> None:
     """Fail like PostgreSQL where SQLite would not: its type affinity stores text that is not a number
-    in a numeric column as text, and its driver cannot bind integers past 64 bits."""
+    in a numeric column (or not a date in a date column) as text, and its driver cannot bind
+    integers past 64 bits. (SQLAlchemy 2.1's Float is not a Numeric: both are checked.)"""
     for name, dtype in frame.schema.items():
         coltype = table.c[name].type
+        text = pl.col(name).str.strip_chars()
         if dtype == pl.UInt64:
             bad, reason = pl.col(name) > 2**63 - 1, "is out of range for a 64-bit integer"
-        elif dtype == pl.String and isinstance(coltype, sa.Integer | sa.Numeric):
+        elif dtype != pl.String:
+            continue
+        elif isinstance(coltype, sa.Integer | sa.Numeric | sa.Float):
             target = pl.Int64 if isinstance(coltype, sa.Integer) else pl.Float64
-            as_number = pl.col(name).str.strip_chars().cast(target, strict=False)
-            bad = pl.col(name).is_not_null() & as_number.is_null()
+            bad = pl.col(name).is_not_null() & text.cast(target, strict=False).is_null()
             reason = f"is not a valid {coltype.compile()}"
+        elif isinstance(coltype, sa.Boolean):
+            bad = pl.col(name).is_not_null() & ~text.str.to_lowercase().is_in(_TRUTH)
+            reason = "is not a valid BOOLEAN"
+        elif isinstance(coltype, sa.DateTime):
+            bad = pl.col(name).is_not_null() & text.str.to_datetime(strict=False).is_null()
+            reason = "is not a valid DATETIME"
+        elif isinstance(coltype, sa.Date):
+            bad = pl.col(name).is_not_null() & text.str.to_date(strict=False).is_null()
+            reason = "is not a valid DATE"
         else:
             continue
         rows = frame.select(bad.arg_true())[:, 0]

@@ -382,11 +382,15 @@ class Destination(Strict):
     mode: WriteMode = "append"
     primary_key: list[Annotated[str, Field(pattern=_NAME)]] = Field(default_factory=list)
     warehouse: ConnectionRef | None = Field(None, description="Default: the pipeline's warehouse.")
+    allow_empty: bool = Field(
+        False,
+        description="overwrite: let a load with no rows empty a table that has rows (refused otherwise).",
+    )
 
     @model_validator(mode="after")
     def _pk(self) -> Destination:
         if self.mode == "upsert" and not self.primary_key:
-            raise ValueError("mode upsert needs primary_key (the columns that identify a row)")
+            raise ValueError("mode upsert needs a key: give primary_key: [the columns that identify a row]")
         return self
 
 
