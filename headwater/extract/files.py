@@ -60,6 +60,10 @@ _HEADER_HINTS = {
 }
 
 
+_DUPLICATED = re.compile(r"(.+)_duplicated_\d+")
+"""How Polars renames the second of two header names that are the same."""
+
+
 class _Unreadable(Exception):
     """What is wrong with one file, where, and the fix; the caller names the source."""
 
@@ -100,6 +104,8 @@ def file_format(source: FileSource, path: Path) -> str:
     if source.format:
         return source.format
     suffixes = [s for s in path.suffixes if s not in (".gz", ".zip")]
+    if path.suffix == ".zip" and not suffixes:  # data.zip: the format is the one file's inside
+        suffixes = Path(_zip_member(path)).suffixes
     fmt = _FORMATS.get(suffixes[-1].lower()) if suffixes else None
     if fmt is None:
         raise PermanentError(
@@ -113,15 +119,25 @@ def _payload(path: Path) -> bytes | Path:
     if path.suffix == ".gz":
         return gzip.decompress(path.read_bytes())
     if path.suffix == ".zip":
+        member = _zip_member(path)
+        with zipfile.ZipFile(path) as archive:
+            return archive.read(member)
+    return path
+
+
+def _zip_member(path: Path) -> str:
+    """The one file inside a .zip (a zip of several is refused: which one would be meant?)."""
+    try:
         with zipfile.ZipFile(path) as archive:
             members = [m for m in archive.namelist() if not m.endswith("/")]
-            if len(members) != 1:
-                raise PermanentError(
-                    f"{path} holds {len(members)} files; expected exactly one",
-                    hint="unzip it and point path at the files with a glob",
-                )
-            return archive.read(members[0])
-    return path
+    except zipfile.BadZipFile as exc:
+        raise PermanentError(f"{path} is not a readable zip file ({exc})", hint="check the file") from exc
+    if len(members) != 1:
+        raise PermanentError(
+            f"{path} holds {len(members)} files; expected exactly one",
+            hint="unzip it and point path at the files with a glob",
+        )
+    return members[0]
 
 
 def _bytes(payload: bytes | Path) -> bytes:
@@ -284,6 +300,13 @@ def _read_csv(source: FileSource, path: Path, fmt: str, sample: int | None = Non
     else:
         head = payload[:_SNIFF_BYTES]
     truncated = len(head) == _SNIFF_BYTES
+    if not head:
+        raise _Unreadable(
+            path,
+            "the file is empty (0 bytes): not even a header line",
+            "check that the export or download that writes it finished; a file with only its header "
+            "line loads no rows",
+        )
     _check_start(head, codec, path, truncated)
     fast = codec in _UTF8 and not _lone_crs(head, truncated)
     if not fast:
@@ -314,8 +337,19 @@ def _one_column_with_cr(frame: pl.DataFrame) -> bool:
 
 
 def _check_header(columns: list[str], source: FileSource, path: Path, fmt: str) -> None:
-    """Refuse column names holding control characters: line breaks, separator or encoding were read
-    wrong, and the table would load with wrong columns."""
+    """Refuse column names holding control characters (line breaks, separator or encoding were read
+    wrong, and the table would load with wrong columns) and names given twice (Polars would rename
+    the second `<name>_duplicated_0`, and a load would quietly create that column)."""
+    for column in columns:
+        twice = _DUPLICATED.fullmatch(column)
+        if twice and twice.group(1) in columns:
+            raise _Unreadable(
+                path,
+                f"column name {twice.group(1)!r} appears more than once in the header",
+                "give each column its own name in the header line (or skip it with skip_rows: and "
+                "name them under columns:)",
+                source.skip_rows + 1,
+            )
     for column in columns:
         bad = next((c for c in column if ord(c) < 0x20 or ord(c) == 0x7F), None)
         if bad is None:

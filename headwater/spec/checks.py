@@ -34,7 +34,7 @@ def downstream_loads(loaded: LoadedSpec, step_name: str) -> list[str]:
     return loads
 
 
-def check_spec(loaded: LoadedSpec) -> list[SpecProblem]:
+def check_spec(loaded: LoadedSpec, *, validating: bool = False) -> list[SpecProblem]:
     from headwater.extract.files import resolve_paths
     from headwater.transform import OpParseError, parse_ops
 
@@ -162,5 +162,5 @@ def check_spec(loaded: LoadedSpec) -> list[SpecProblem]:
     if not problems:  # the structure is sound: follow the columns through it
         from headwater.spec.schemas import schema_problems
 
-        problems += schema_problems(loaded, step_order(loaded))
+        problems += schema_problems(loaded, step_order(loaded), validating=validating)
     return problems
