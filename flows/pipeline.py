@@ -10,10 +10,11 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import deployment, flow_run
 
 from headwater.connections import Connections
-from headwater.errors import HeadwaterError
+from headwater.errors import HeadwaterError, SpecError
 from headwater.pipeline import PipelineRun
+from headwater.pipeline.launch import record_refusal
 from headwater.settings import Settings
-from headwater.spec.loader import find_pipeline
+from headwater.spec.loader import PipelineNotFound, find_pipeline
 from headwater.store import Store
 from tasks.alerts import notify_alerts
 from tasks.steps import step_task
@@ -88,15 +89,37 @@ def pipeline_flow(
     pipelines_dir: str | None = None,
     replay: bool = False,
     params: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Run the pipeline named `pipeline` from `pipelines_dir` (default HEADWATER_PIPELINES). With
     `replay`, run only its quarantined rows back through validation and load the ones that pass.
-    `params`: values for the parameters the spec declares (text or JSON; the rest take defaults)."""
+    `params`: values for the parameters the spec declares (text or JSON; the rest take defaults).
+    `run_id`: the id to record the run under (chosen by whoever asked for it, to link to it)."""
     logger = get_run_logger()
     settings = Settings.from_env()
     settings.ensure_home()
-    loaded = find_pipeline(pipelines_dir or settings.pipelines_dir, pipeline, params=params)
+    folder = pipelines_dir or settings.pipelines_dir
     store = Store(settings.database_url).migrate()
+    try:
+        loaded = find_pipeline(folder, pipeline, params=params)
+    except PipelineNotFound:
+        store.dispose()
+        raise
+    except SpecError as exc:  # refused before it starts: still a run that was asked for
+        kind = "replay" if replay else (execution_type or detect_execution_type())
+        flow_run_ref = str(flow_run.id) if flow_run.id else None
+        record_refusal(
+            store,
+            folder,
+            pipeline,
+            exc,
+            execution_type=kind,
+            run_id=run_id,
+            params=params,
+            flow_run_id=flow_run_ref,
+        )
+        store.dispose()
+        raise
     connections = Connections(
         settings.warehouse_url, database_block=load_database_url, secret_block=load_rest_token
     )
@@ -107,6 +130,7 @@ def pipeline_flow(
         execution_type=execution_type or detect_execution_type(),
         replay=replay,
         flow_run_id=str(flow_run.id) if flow_run.id else None,
+        run_id=run_id,
     )
     try:
         run.start()

@@ -41,7 +41,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     problems = len(missing)
     for path in files:
         try:
-            loaded = load_pipeline(path, secrets_may_be_unset=True, params_may_be_unset=True)
+            loaded = load_pipeline(path, secrets_may_be_unset=True, params_may_be_unset=True, validating=True)
         except SpecError as exc:
             problems += len(exc.problems)
             for problem in exc.problems:
@@ -50,6 +50,17 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ok  {path}  ({loaded.spec.name}: {len(loaded.spec.steps)} steps)")
         for note in loaded.notes:
             print(f"    note: {note}")
+    if settings.alerts_dir is not None and not args.paths:
+        from headwater.alerting.config import check_alerts
+
+        alert_problems, alert_notes = check_alerts(settings.alerts_dir)
+        problems += len(alert_problems)
+        for problem in alert_problems:
+            print(problem)
+        if not alert_problems:
+            print(f"ok  {settings.alerts_dir}  (alert channels and rules)")
+        for alert_note in alert_notes:
+            print(f"    note: {alert_note}")
     if problems:
         print(f"\n{problems} problem(s) found")
     return 1 if problems else 0
@@ -62,18 +73,9 @@ def _run_flow(
     replay: bool = False,
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from flows.pipeline import PipelineRunFailed, flow_for
+    from headwater.cli_run import run_flow
 
-    try:
-        return flow_for(pipeline)(
-            pipeline=pipeline,
-            execution_type=execution_type,
-            pipelines_dir=str(pipelines_dir),
-            replay=replay,
-            params=params,
-        )
-    except PipelineRunFailed as exc:
-        return exc.summary
+    return run_flow(pipeline, pipelines_dir, execution_type, replay=replay, params=params)
 
 
 def _print_summary(result: dict[str, Any]) -> None:
@@ -97,14 +99,9 @@ def param_arg(text: str) -> tuple[str, str]:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    result = _run_flow(
-        args.pipeline,
-        Path(args.pipelines or settings.pipelines_dir),
-        args.execution_type,
-        params=dict(args.param) or None,
-    )
-    _print_summary(result)
-    return 1 if result["status"] == "failed" else 0
+    from headwater.cli_run import cmd_run as run
+
+    return run(args, settings)
 
 
 def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
@@ -112,10 +109,16 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
 
     store = Store(settings.database_url).migrate()
     if args.run:
-        run = store.run(args.run)
+        run, candidates = store.find_run(args.run)
         if not run:
-            print(f"no run {args.run}")
+            if candidates:
+                shown = ", ".join(candidates)
+                print(f"run id {args.run!r} is ambiguous: it starts {len(candidates)} runs ({shown})")
+                print("  give more of the id")
+            else:
+                print(f"no run {args.run!r} (give the run id or its first 8 characters: see headwater runs)")
             return 1
+        args.run = run["id"]
         for key in (
             "pipeline_name",
             "status",
@@ -171,6 +174,7 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
         if checks:
             print()
             print(table(checks, ["rule", "action", "failed", "pass %", "passed", "hint"]))
+            _print_score(store.quality_checks(args.run))
         return 0
     runs = store.runs(args.pipeline, args.limit)
     rows = [
@@ -188,7 +192,7 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
             r["records_quarantined"] or "",
             "" if r["quality_score"] is None else f"{r['quality_score']:.1f}",
             r["retry_count"],
-            (r["failed_step"] or "") and f"{r['failed_step']}: {r['error_type']}",
+            f"{r['failed_step']}: {r['error_type']}" if r["failed_step"] else (r["error_type"] or ""),
         )
         for r in runs
     ]
@@ -214,6 +218,38 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
         )
     )
     return 0
+
+
+def _print_score(checks: list[dict[str, Any]]) -> None:
+    """How the run's quality score was made: each rule's weight, severity, pass rate and points."""
+    from headwater.quality.score import explain
+
+    explained = explain(checks)
+    if explained.score is None:
+        return
+    rows = [
+        (
+            p.rule,
+            p.suite,
+            p.severity,
+            f"{p.weight:g}",
+            f"{p.effective_weight:g}",
+            f"{p.share:.1f}",
+            f"{p.pass_rate:.2f}",
+            f"{p.contribution:.2f}",
+            f"{-p.lost:.2f}" if p.lost >= 0.005 else "",
+        )
+        for p in explained.parts
+    ]
+    print()
+    print(f"quality score {explained.score:g} = the weighted mean of the rules' pass rates")
+    print("  (weight x severity factor: info 0.5, warning 1, error 2, critical 3)")
+    print(
+        table(
+            rows, ["rule", "suite", "severity", "weight", "x severity", "share %", "pass %", "points", "lost"]
+        )
+    )
+    print(f"  {explained.summary()}")
 
 
 def _params_text(values: dict[str, Any] | None) -> str:
@@ -281,7 +317,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {name}: failed at {result['failed_step']}: {result['error_message']}")
     print()
     print(table(rows, ["pipeline", "status", "rows in", "rows out", "inserted", "updated", "duration"]))
-    api = os.environ.get("PREFECT_API_URL")
+    api = None if os.environ.get("HEADWATER_TEMPORARY_API") else os.environ.get("PREFECT_API_URL")
     ui = api.removesuffix("/api") if api else "http://127.0.0.1:4200 after `prefect server start`"
     warehouse = settings.warehouse_url.removeprefix("sqlite:///")
     print(f"""
@@ -419,57 +455,9 @@ def _profile_target(target: str, settings: Settings) -> tuple[str, Any]:
 
 
 def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
-    import getpass
-    from datetime import UTC, datetime, timedelta
+    from headwater.cli_alerts import cmd_alerts as alerts
 
-    from headwater.alerting import AlertEngine, load_channels, load_rules
-    from headwater.store import Store
-
-    if settings.alerts_dir is None:
-        print("HEADWATER_ALERTS is not set: point it at the folder with channels.yaml and rules.yaml")
-        return 1
-    channels = load_channels(settings.alerts_dir / "channels.yaml")
-    engine = AlertEngine(
-        Store(settings.database_url).migrate().engine,
-        channels,
-        load_rules(settings.alerts_dir / "rules.yaml", channels),
-    )
-    now, who = datetime.now(UTC), args.by or getpass.getuser()
-    if args.action == "ack":
-        engine.ack(args.id, who, now)
-        print(f"alert {args.id} acknowledged by {who}: escalation stops")
-    elif args.action == "resolve":
-        sent = engine.resolve(args.id, who, now)
-        print(f"alert {args.id} resolved by {who}; {len(sent)} message(s)")
-    elif args.action == "silence":
-        matchers = dict(m.split("=", 1) for m in args.match)
-        silence = engine.silence(matchers, now + timedelta(hours=args.hours), who, now, args.reason or "")
-        print(f"silence {silence.id} on {matchers} until {silence.expires_at:%Y-%m-%d %H:%M} UTC")
-    elif args.action == "tick":
-        sent = engine.tick(now)
-        print(f"{len(sent)} message(s) from escalations and released holds")
-    else:
-        rows = [
-            (
-                r["id"],
-                r["pipeline_name"],
-                r["rule_name"],
-                r["severity"],
-                r["status"],
-                r["occurrences"],
-                r["level"],
-                f"{r['opened_at']:%Y-%m-%d %H:%M}",
-            )
-            for r in engine.history(args.pipeline)
-            if args.action == "history" or r["status"] in ("open", "acknowledged")
-        ]
-        print(table(rows, ["id", "pipeline", "rule", "severity", "status", "seen", "level", "opened (UTC)"]))
-        if args.action == "history":
-            m = engine.mtta_mttr(args.pipeline)
-            mtta = "-" if m.mtta_seconds is None else f"{m.mtta_seconds / 60:.1f} min"
-            mttr = "-" if m.mttr_seconds is None else f"{m.mttr_seconds / 60:.1f} min"
-            print(f"\nMTTA {mtta} ({m.acknowledged} acknowledged), MTTR {mttr} ({m.resolved} resolved)")
-    return 0
+    return alerts(args, settings, table)
 
 
 def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
@@ -501,7 +489,9 @@ def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
         print(f"No console users yet: created user 'admin' (system_admin); its password is in {created}")
         print("  add people with: headwater users add NAME --role data_analyst|data_engineer|system_admin")
     app = console_dir() / "streamlit_app.py"
-    print(f"Headwater console on http://{args.address}:{args.port}  (store {settings.database_url.split('://')[0]})")
+    print(
+        f"Headwater console on http://{args.address}:{args.port}  (store {settings.database_url.split('://')[0]})"
+    )
     command = [
         sys.executable,
         "-m",
@@ -534,18 +524,52 @@ def cmd_transforms(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+DESCRIPTION = """\
+Headwater runs the data pipelines you declare in YAML (pipelines/*.yaml): it extracts from files,
+SQL databases and REST APIs, transforms with Polars, checks quality, loads SQLite or PostgreSQL in
+one transaction per load, and records every run.
+
+Start with:  headwater demo            (the examples, on embedded SQLite)
+             headwater validate        (check your specs: each problem names file:line and the fix)
+             headwater run NAME        (run one pipeline now)
+             headwater runs            (what ran, and how it went)
+"""
+
+EPILOG = """\
+Settings come from the environment: HEADWATER_HOME (default ~/.headwater), HEADWATER_DATABASE_URL,
+HEADWATER_WAREHOUSE_URL, HEADWATER_PIPELINES (default ./pipelines), HEADWATER_ALERTS,
+PREFECT_API_URL. Exit codes: 0 done, 1 a run or check failed, 2 refused before it started."""
+
+PIPELINES_HELP = "folder of pipeline specs (default: $HEADWATER_PIPELINES or ./pipelines)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="headwater", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("validate", help="check pipeline specs; errors name file, line, field and fix")
+    parser = argparse.ArgumentParser(
+        prog="headwater",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--verbose",
+        dest="verbose_all",
+        action="store_true",
+        help="show tracebacks, and a run's full log instead of only its summary",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("validate", help="check pipeline specs; each problem names file, line, field and fix")
     p.add_argument(
-        "paths", nargs="*", help="spec files or folders (default: HEADWATER_PIPELINES or ./pipelines)"
+        "paths", nargs="*", help="spec files or folders (default: $HEADWATER_PIPELINES or ./pipelines)"
     )
     p.set_defaults(func=cmd_validate)
-    p = sub.add_parser("run", help="run one pipeline now, as a Prefect flow")
-    p.add_argument("pipeline")
-    p.add_argument("--pipelines", help="folder of specs (default: HEADWATER_PIPELINES or ./pipelines)")
-    p.add_argument("--execution-type", choices=["manual", "scheduled", "triggered", "retry"])
+    p = sub.add_parser("run", help="run one pipeline now and print its summary")
+    p.add_argument("pipeline", help="the pipeline's name (its spec's name:)")
+    p.add_argument("--pipelines", help=PIPELINES_HELP)
+    p.add_argument(
+        "--execution-type",
+        choices=["manual", "scheduled", "triggered", "retry"],
+        help="how the run is recorded (default: manual)",
+    )
     p.add_argument(
         "--param",
         action="append",
@@ -554,62 +578,124 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a value for a parameter the spec declares (repeatable); the rest take their defaults",
     )
+    p.add_argument(
+        "--run-id", help="record the run under this id (a UUID), e.g. to link to it before it ends"
+    )
+    p.add_argument(
+        "--verbose", action="store_true", help="stream the run's log (Prefect's, with tracebacks) here"
+    )
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("runs", help="run history")
-    p.add_argument("--pipeline")
-    p.add_argument("--run", help="show one run with its steps")
-    p.add_argument("--limit", type=int, default=20)
+    p = sub.add_parser("runs", help="run history, or one run with its steps, quality checks and score")
+    p.add_argument("--pipeline", help="only this pipeline's runs")
+    p.add_argument("--run", metavar="RUN_ID", help="show one run: its id, or the 8-character short id")
+    p.add_argument("--limit", type=int, default=20, help="how many runs to list (default 20)")
     p.set_defaults(func=cmd_runs)
     p = sub.add_parser("quarantine", help="rows set aside by quality rules: list, show, replay")
-    p.add_argument("action", choices=["list", "show", "replay"])
+    p.add_argument(
+        "action",
+        choices=["list", "show", "replay"],
+        help="list what waits; show one row; replay: load the rows that pass the rules now",
+    )
     p.add_argument("id", nargs="?", type=int, help="with show: the quarantined row's id")
-    p.add_argument("--pipeline", required=True)
-    p.add_argument("--pipelines", help="folder of specs (default: HEADWATER_PIPELINES or ./pipelines)")
+    p.add_argument("--pipeline", required=True, help="the pipeline whose quarantine to use")
+    p.add_argument("--pipelines", help=PIPELINES_HELP)
     p.add_argument("--all", action="store_true", help="with list: replayed rows too")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=int, default=50, help="with list: how many rows to show (default 50)")
     p.set_defaults(func=cmd_quarantine)
     p = sub.add_parser("profile", help="column statistics of a source, file or table; draft a suite")
     p.add_argument("target", help="pipeline:source, a data file, or a warehouse table")
     p.add_argument("--suite", help="write a draft quality suite (GX JSON) to this path")
     p.set_defaults(func=cmd_profile)
-    p = sub.add_parser("alerts", help="alert instances: list, history, ack, resolve, silence, tick")
-    p.add_argument("action", choices=["list", "history", "ack", "resolve", "silence", "tick"])
-    p.add_argument("id", nargs="?", type=int, help="with ack/resolve: the alert's id")
-    p.add_argument("--pipeline")
+    p = sub.add_parser("alerts", help="alerts: list, history, ack, resolve, silence, tick")
+    p.add_argument(
+        "action",
+        choices=["list", "history", "ack", "resolve", "silence", "tick"],
+        help="list open alerts; history with MTTA/MTTR; ack or resolve one; silence some; tick: "
+        "send escalations and released holds",
+    )
+    p.add_argument(
+        "id", nargs="?", type=int, help="with ack/resolve: the alert's id (see: headwater alerts list)"
+    )
+    p.add_argument("--pipeline", help="with list/history: only this pipeline's alerts")
     p.add_argument("--by", help="who acts (default: the login name)")
-    p.add_argument("--match", action="append", default=[], help="with silence: pipeline=, rule= or severity=")
-    p.add_argument("--hours", type=float, default=4.0, help="with silence: how long")
-    p.add_argument("--reason")
+    p.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="KEY=PATTERN",
+        help="with silence: pipeline=, rule= or severity= (globs such as flights_*); repeatable",
+    )
+    p.add_argument("--hours", type=float, default=4.0, help="with silence: how long (default 4)")
+    p.add_argument("--reason", help="with silence: why, for the audit log and the console")
     p.set_defaults(func=cmd_alerts)
     p = sub.add_parser("transforms", help="list the transform ops")
     p.add_argument("--markdown", action="store_true", help="print the full reference (docs/transforms.md)")
     p.set_defaults(func=cmd_transforms)
     p = sub.add_parser("users", help="console users: add, list, set-role, passwd, disable, enable")
-    p.add_argument("action", choices=["add", "list", "set-role", "passwd", "disable", "enable"])
-    p.add_argument("username", nargs="?")
-    p.add_argument("--role", choices=["data_analyst", "data_engineer", "system_admin"], help="add, set-role")
+    p.add_argument(
+        "action",
+        choices=["add", "list", "set-role", "passwd", "disable", "enable"],
+        help="what to do with the user",
+    )
+    p.add_argument("username", nargs="?", help="the user (all but list)")
+    p.add_argument(
+        "--role", choices=["data_analyst", "data_engineer", "system_admin"], help="with add and set-role"
+    )
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.set_defaults(func=cmd_users)
     p = sub.add_parser("console", help="serve the Streamlit operations console")
-    p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    p.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.set_defaults(func=cmd_console)
     p = sub.add_parser("demo", help="run the example pipelines on the embedded SQLite defaults")
     p.set_defaults(func=cmd_demo)
     return parser
 
 
+def _supervised_command(argv: Sequence[str], settings: Settings, what: str) -> int:
+    """Run this very command as a watched worker (see headwater.supervise): its output here, its
+    temporary Prefect API and anything it starts ended with it, whatever happens to it."""
+    from datetime import datetime
+
+    from headwater.cli_run import supervised
+
+    settings.ensure_home()
+    (settings.home / "logs").mkdir(exist_ok=True)
+    log = settings.home / "logs" / f"{what}-{datetime.now():%Y%m%dT%H%M%S}.log"
+    outcome = supervised([sys.executable, "-m", "headwater.cli", *argv], log, verbose=True)
+    if outcome.returncode < 0:
+        print(f"error: the {what} process {outcome.describe()} (log: {log})", file=sys.stderr)
+        return 1
+    return outcome.returncode
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from headwater.supervise import is_worker
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     # a temporary Prefect server started for this process sends no usage telemetry
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     settings = Settings.from_env()
+    args.verbose = bool(getattr(args, "verbose", False) or args.verbose_all)
+    verbose = args.verbose
+    supervise = args.command == "demo" or (args.command == "quarantine" and args.action == "replay")
+    if supervise and not is_worker():
+        return _supervised_command(argv, settings, args.command)
     try:
         return int(args.func(args, settings))
     except SpecError as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
         print(exc, file=sys.stderr)
         return 2
     except HeadwaterError as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,3 +51,24 @@ class Settings:
 
     def ensure_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
+
+    def home_secret_files(self) -> dict[str, Path]:
+        """Secrets kept for this home (mode 600, made by `headwater demo`), by environment variable."""
+        return {name: self.home / "secrets" / file for name, file in HOME_SECRETS.items()}
+
+    def use_home_secrets(self, env: MutableMapping[str, str] | None = None) -> list[str]:
+        """Fill in, from the files kept for this home, the secrets the environment does not set
+        (names returned): a run after `headwater demo` uses the salt the demo kept, as the demo did."""
+        env = os.environ if env is None else env
+        used = []
+        for name, path in self.home_secret_files().items():
+            if not env.get(name) and path.is_file():
+                value = path.read_text().strip()
+                if value:
+                    env[name] = value
+                    used.append(name)
+        return used
+
+
+HOME_SECRETS = {"HASH_SALT": "hash_salt"}
+"""Environment variables `headwater demo` keeps a random value for in $HEADWATER_HOME/secrets/."""

@@ -406,7 +406,7 @@ sources:
         ("    encoding: base64\n", "unknown text encoding 'base64'"),
         ("    skip_rows: -1\n", "greater than or equal to 0"),
         ("    quote_char: '\"\"'\n", "at most 1 character"),
-        ('    separator: "é"\n', "must be one ASCII character"),
+        ('    separator: "é"\n', "is not one ASCII character"),
         ('    separator: "\'"\n    quote_char: "\'"\n', "quote_char and the separator are both"),
     ],
 )

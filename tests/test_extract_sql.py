@@ -394,7 +394,9 @@ def test_query_refused_at_spec_load_with_file_and_line(query: str, extra: str, f
 def test_table_or_query_and_no_columns_with_a_query() -> None:
     both = SPEC.format(query='"SELECT 1 AS x"', extra="    table: orders\n")
     with pytest.raises(
-        SpecError, match=r"shop_sync.yaml:4: sources.orders: give exactly one of table or query"
+        SpecError,
+        match=r"shop_sync.yaml:4: sources.orders: both or neither of table and query are given "
+        r"\(fix: give exactly one of table or query\)",
     ):
         parse_spec(both, "shop_sync.yaml", env={})
     columns = SPEC.format(query='"SELECT 1 AS x"', extra="    columns: [x]\n")

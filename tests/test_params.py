@@ -410,7 +410,7 @@ def test_cli_param(
     out = capsys.readouterr().out
     match = re.search(r"vendor_prices: completed\s+\(run ([0-9a-f-]+)\)", out)
     assert match, out
-    assert "rows read 4, inserted 3" in out
+    assert "rows read 4, loaded 3 (inserted 3, updated 0)" in out
     assert_frame_equal(warehouse_prices(hw_env), expected_vendor_prices(feed))
 
     assert main(["runs", "--run", match.group(1)]) == 0

@@ -49,8 +49,8 @@ class StepResult:
     attempts: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
     lineage: Lineage = field(default_factory=dict)
-    quality_score: float | None = None
     quarantine: pl.DataFrame | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 class PipelineRun:
@@ -63,6 +63,7 @@ class PipelineRun:
         execution_type: str = "manual",
         flow_run_id: str | None = None,
         replay: bool = False,
+        run_id: str | None = None,
     ) -> None:
         self.loaded, self.spec = loaded, loaded.spec
         self.store, self.connections = store, connections
@@ -73,7 +74,8 @@ class PipelineRun:
         self.order = step_order(loaded)
         self.results: dict[str, StepResult] = {}
         self.crashed_runs: list[str] = []
-        self.run_id = ""
+        self.run_id = run_id or ""
+        """Chosen by whoever asked for the run (to link to it at once), or made at start()."""
         self.monitor: ResourceMonitor | None = None
         self.halted = False
         self.started_at: datetime | None = None
@@ -94,6 +96,7 @@ class PipelineRun:
             execution_type=self.execution_type,
             flow_run_id=self.flow_run_id,
             parameters=self.loaded.params if self.spec.params else None,
+            run_id=self.run_id or None,
         )
         self.monitor = ResourceMonitor()
         self.started_at = datetime.now(UTC)
@@ -158,19 +161,60 @@ class PipelineRun:
             if result.quarantine is not None and load.name in downstream_loads(self.loaded, name)
         ]
 
-    def _record_quality(self, step: Step, result: Any, frame: pl.DataFrame) -> float | None:
-        """Store the suite's rules and this run's checks (with masked failing samples and a hint)."""
+    def _record_quality(
+        self, step: Step, result: Any, frame: pl.DataFrame, quick: list[run_steps.QuickCheck]
+    ) -> None:
+        """Store the rules a validate step checked (its suite's and its quick `expect` rules) and
+        this run's checks of them, with masked failing samples, a hint and the rule's weight."""
         from headwater.quality.recommend import remediation
+        from headwater.quality.score import QUICK_SUITE
 
         loads = downstream_loads(self.loaded, step.name)
         table = self.spec.step(loads[0]).destination.table if loads else step.name  # type: ignore[union-attr]
-        suite = result.suite.name
         rules, checks = [], []
-        for r in result.results:
+        for q in quick:
+            rules.append(
+                {
+                    "suite": QUICK_SUITE,
+                    "rule_name": q.name,
+                    "expectation_type": q.expectation_type,
+                    "columns": [],
+                    "kwargs": {"condition": q.rule},
+                    "dimension": "validity",
+                    "severity": "error",
+                    "threshold": 100.0,
+                    "weight": 1.0,
+                    "action": "fail",
+                }
+            )
+            sample = masked_sample(frame[q.failing_rows], 5, self.spec.pii) if q.failing_rows else []
+            checks.append(
+                {
+                    "step_name": step.name,
+                    "suite": QUICK_SUITE,
+                    "table_name": table,
+                    "rule_name": q.name,
+                    "expectation_type": q.expectation_type,
+                    "dimension": "validity",
+                    "severity": "error",
+                    "action": "fail",
+                    "records_checked": q.checked,
+                    "records_passed": q.checked - q.failed,
+                    "records_failed": q.failed,
+                    "pass_rate": round(q.pass_rate, 4),
+                    "score": round(q.pass_rate, 2),
+                    "success": q.failed == 0,
+                    "observed_value": None,
+                    "sample_failures": sample,
+                    "remediation": None if not q.failed else f"rows where `{q.rule}` is false fail the step",
+                    "weight": 1.0,
+                }
+            )
+        for r in result.results if result is not None else []:
             meta, columns = r.rule.meta, r.rule.expectation.columns()
             rules.append(
                 {
-                    "suite": suite,
+                    "suite": result.suite.name,
                     "rule_name": r.rule.name,
                     "expectation_type": r.rule.type,
                     "columns": columns,
@@ -189,7 +233,7 @@ class PipelineRun:
             checks.append(
                 {
                     "step_name": step.name,
-                    "suite": suite,
+                    "suite": result.suite.name,
                     "table_name": table,
                     "rule_name": r.rule.name,
                     "expectation_type": r.rule.type,
@@ -205,11 +249,11 @@ class PipelineRun:
                     "observed_value": _jsonable(r.observed),
                     "sample_failures": sample,
                     "remediation": remediation(r, frame),
+                    "weight": meta.weight,
                 }
             )
-        self.store.record_quality(self.spec.name, self.run_id, rules, checks)
-        score: float | None = result.score()
-        return score
+        if rules:
+            self.store.record_quality(self.spec.name, self.run_id, rules, checks)
 
     def _load_step_for(self, extract: str) -> LoadStep | None:
         loads = downstream_loads(self.loaded, extract)
@@ -232,9 +276,8 @@ class PipelineRun:
                 raise UpstreamUnavailable(name, missing)
             output = self._dispatch(step, inputs)
         except BaseException as exc:
-            quality = getattr(exc, "result", None)
-            if isinstance(exc, DataQualityError) and quality is not None and primary is not None:
-                self._record_quality(step, quality, primary)
+            if isinstance(exc, DataQualityError) and primary is not None:
+                self._record_quality(step, exc.result, primary, exc.quick)  # type: ignore[arg-type]
             peak, delta = self.monitor.close(window)
             retrying = self.will_retry(name, exc, attempt)
             self.store.step_finished(
@@ -271,9 +314,8 @@ class PipelineRun:
         )
         self.store.step_finished(self.run_id, name, record)
         lineage = output.lineage if output.lineage is not None else self._lineage_of(step.primary_input)
-        score = None
-        if output.quality is not None and primary is not None:
-            score = self._record_quality(step, output.quality, primary)
+        if (output.quality is not None or output.quick) and primary is not None:
+            self._record_quality(step, output.quality, primary, output.quick)
         if isinstance(step, LoadStep) and out is not None and not self.replay:
             self.store.replace_lineage(
                 self.spec.name, self.run_id, step.destination.table, self._lineage_rows(step, out, lineage)
@@ -287,8 +329,8 @@ class PipelineRun:
             attempts=attempt,
             metrics=output.metrics,
             lineage=lineage,
-            quality_score=score,
             quarantine=output.quarantine,
+            warnings=output.warnings,
         )
 
     def _dispatch(self, step: Step, inputs: dict[str, pl.DataFrame | None]) -> run_steps.StepOutput:
@@ -352,7 +394,8 @@ class PipelineRun:
             self.store.step_skipped(self.run_id, name, "not run: an earlier critical step failed")
         failed = [(n, r) for n, r in self.results.items() if r.status == "failed"]
         critical = [(n, r) for n, r in failed if self.spec.step(n).critical]
-        status = "failed" if critical else ("completed_with_warnings" if failed else "completed")
+        noted = [w for r in self.results.values() for w in r.warnings]
+        status = "failed" if critical else ("completed_with_warnings" if failed or noted else "completed")
         summary = RunSummary(status=status)
         for name, result in self.results.items():
             step = self.spec.step(name)
@@ -364,11 +407,13 @@ class PipelineRun:
                 summary.records_updated += result.load.updated
                 summary.records_loaded += result.load.rows
                 summary.records_quarantined += result.load.quarantined
-        scores = [r.quality_score for r in self.results.values() if r.quality_score is not None]
-        summary.quality_score = round(sum(scores) / len(scores), 2) if scores else None
+        from headwater.quality.score import explain
+
+        summary.quality_score = explain(self.store.quality_checks(self.run_id)).score
         summary.records_failed = summary.records_quarantined
         for name, result in failed:
             summary.warnings.append(f"step {name} failed: {result.error_type}: {result.error}")
+        summary.warnings.extend(noted)
         if critical:
             summary.failed_step, first = critical[0]
             summary.error_type, summary.error_message = first.error_type, first.error

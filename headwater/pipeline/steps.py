@@ -14,6 +14,7 @@ from headwater.connections import Connections
 from headwater.errors import DataQualityError, PermanentError
 from headwater.extract import extract_source
 from headwater.load import LoadResult, WatermarkUpdate, load_frame, read_watermark
+from headwater.load.base import schema_drift
 from headwater.load.quarantine import COLUMNS as QUARANTINE_COLUMNS
 from headwater.load.quarantine import RULES as QUARANTINE_RULES
 from headwater.load.quarantine import QuarantineBatch, quarantine_rows
@@ -51,6 +52,10 @@ class StepOutput:
     """A validate step's SuiteResult."""
     quarantine: pl.DataFrame | None = None
     """Rows a validate step set aside, with the rules they broke."""
+    warnings: list[str] = field(default_factory=list)
+    """What the step did that someone should look at (the run ends completed_with_warnings)."""
+    quick: list[QuickCheck] = field(default_factory=list)
+    """A validate step's quick `expect` rules and `min_rows`, as checked."""
 
 
 @dataclass
@@ -110,19 +115,15 @@ def run_validate(
 ) -> StepOutput:
     """Quick `expect` rules first (any failure fails the step), then the suite: rules whose action is
     fail raise; quarantine rules set their failing rows aside; the rest pass on."""
-    failures: dict[str, int] = {}
-    if step.expect:
-        counts = frame.select(
-            (~parse_expr(e.rule).fill_null(True)).sum().alias(e.name) for e in step.expect
-        ).row(0, named=True)
-        failures = {name: int(n) for name, n in counts.items() if n}
+    quick = quick_checks(step, frame)
+    failures = {q.name: q.failed for q in quick if q.failed and q.expectation_type == "expect_row_condition"}
     if step.min_rows is not None and frame.height < step.min_rows:
-        failures["min_rows"] = step.min_rows - frame.height
+        failures["min_rows"] = step.min_rows - frame.height  # rows short
     metrics: dict[str, Any] = {"checked": frame.height, "failed_rules": failures}
     if failures:
-        raise DataQualityError(step.name, failures, frame.height)
+        raise DataQualityError(step.name, failures, frame.height, quick=quick)
     if not step.suite:
-        return StepOutput(frame, frame.height, metrics=metrics)
+        return StepOutput(frame, frame.height, metrics=metrics, quick=quick)
     from headwater.quality.evaluate import ROW, evaluate
     from headwater.quality.expectations import QualityContext
     from headwater.quality.suite import load_suite
@@ -148,7 +149,50 @@ def run_validate(
         quarantine = indexed.join(reasons, on=ROW, how="inner", maintain_order="left").drop(ROW)
         good = frame.filter(~result.quarantine)
         metrics["quarantined"] = quarantine.height
-    return StepOutput(good, frame.height, metrics=metrics, quality=result, quarantine=quarantine)
+    return StepOutput(good, frame.height, metrics=metrics, quality=result, quarantine=quarantine, quick=quick)
+
+
+@dataclass(frozen=True)
+class QuickCheck:
+    """A quick `expect` rule (or `min_rows`) of a validate step, as checked: recorded and scored like
+    a suite rule (severity error, weight 1, action fail)."""
+
+    name: str
+    expectation_type: str
+    rule: str
+    checked: int
+    failed: int
+    failing_rows: list[int] = field(default_factory=list)
+    """Positions of the first failing rows (for a masked sample)."""
+
+    @property
+    def pass_rate(self) -> float:
+        return 100.0 if not self.checked else 100.0 * (self.checked - self.failed) / self.checked
+
+
+def quick_checks(step: ValidateStep, frame: pl.DataFrame) -> list[QuickCheck]:
+    """Evaluate the step's `expect` rules (a row where a rule is NULL passes, as SQL CHECK does) in
+    one pass, and `min_rows`."""
+    out = []
+    if step.expect:
+        exprs = {e.name: ~parse_expr(e.rule).fill_null(True) for e in step.expect}
+        counts = frame.select(expr.sum().alias(name) for name, expr in exprs.items()).row(0, named=True)
+        for e in step.expect:
+            failed = int(counts[e.name] or 0)
+            rows = frame.select(exprs[e.name].arg_true().head(5)).to_series().to_list() if failed else []
+            out.append(QuickCheck(e.name, "expect_row_condition", e.rule, frame.height, failed, rows))
+    if step.min_rows is not None:
+        short = frame.height < step.min_rows
+        out.append(
+            QuickCheck(
+                "min_rows",
+                "expect_table_row_count_to_be_between",
+                f"at least {step.min_rows} row(s)",
+                1,
+                int(short),
+            )
+        )
+    return out
 
 
 def run_load(
@@ -193,11 +237,13 @@ def run_load(
         "deleted": result.deleted,
         "created_table": result.created_table,
         "added_columns": result.added_columns,
+        "missing_columns": result.missing_columns,
         "watermarks": {k: str(v) for k, v in result.watermarks.items()},
         "quarantined": result.quarantined,
         "replayed": result.replayed,
     }
-    return StepOutput(frame, frame.height, load=result, metrics=metrics)
+    drift = schema_drift(result)
+    return StepOutput(frame, frame.height, load=result, metrics=metrics, warnings=[drift] if drift else [])
 
 
 def run_notify(env: StepEnv, step: NotifyStep, frame: pl.DataFrame | None) -> StepOutput:

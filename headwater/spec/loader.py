@@ -285,6 +285,8 @@ def _pydantic_problems(
         loc = _data_loc(data, (*prefix, *err["loc"]))
         msg = err["msg"].removeprefix("Value error, ")
         hint = getattr((err.get("ctx") or {}).get("error"), "hint", None)
+        if hint is None and err["type"] == "value_error":
+            msg, hint = split_fix(msg)
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {loc[-1]!r}"
             hint = "remove it or check its spelling against the README's spec reference"
@@ -296,6 +298,25 @@ def _pydantic_problems(
             hint = "use letters, digits and underscores, starting with a letter"
         problems.append(SpecProblem(file, field_path(loc), msg, hint, _nearest_line(lines, loc)))
     return problems
+
+
+_FIX_START = re.compile(
+    r"(?:: |; )(?=(?:give|use|set|write|remove|add|put|name|cast|rename|declare|choose|keep|check|make|"
+    r"leave|select|split|quote|fill|filter|dedupe|mark|list|join|point|export|start|define)\b)"
+)
+
+
+def split_fix(message: str) -> tuple[str, str | None]:
+    """("what is wrong", "the fix") from a validator's "problem: do this" / "problem; do this"."""
+    one_of = re.match(r"give exactly one of (\S+) or (\S+)$", message)
+    if one_of:
+        return f"both or neither of {one_of.group(1)} and {one_of.group(2)} are given", message
+    if _FIX_START.match(": " + message):  # the message is only the fix
+        return "not valid as written", message
+    parts = _FIX_START.split(message, maxsplit=1)
+    if len(parts) == 2 and parts[0].strip():
+        return parts[0], parts[1]
+    return message, None
 
 
 def _data_loc(data: Any, loc: Iterable[str | int]) -> Path_:
@@ -408,9 +429,13 @@ def load_pipeline(
     check: bool = True,
     secrets_may_be_unset: bool = False,
     params_may_be_unset: bool = False,
+    validating: bool = False,
 ) -> LoadedSpec:
     """Load one spec file with the run's `params`; with `check`, also run the cross-field checks
-    (graph, ops, cron, files), except of fields that hold a required parameter's placeholder."""
+    (graph, ops, cron, files), except of fields that hold a required parameter's placeholder.
+    `validating` (`headwater validate`): also report source files that cannot be read and ops whose
+    column types do not fit, as far as the files' first rows tell (a run finds those at its steps,
+    with the whole data)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -432,7 +457,7 @@ def load_pipeline(
         unknowable = [field_path(p) for p in loaded.placeholder_paths]
         problems = [
             p
-            for p in check_spec(loaded)
+            for p in check_spec(loaded, validating=validating)
             if not any(p.field == f or p.field.startswith((f"{f}.", f"{f}[")) for f in unknowable)
         ]
         if problems:
@@ -487,6 +512,57 @@ def load_pipelines(directory: str | Path, env: Mapping[str, str] | None = None) 
     return found
 
 
+class PipelineNotFound(SpecError):
+    """No spec in the folder declares the pipeline asked for."""
+
+    def __init__(self, directory: Path, name: str, known: list[str], unreadable: list[Path]) -> None:
+        self.directory, self.name, self.known = directory, name, known
+        hint = f"choose one of: {', '.join(known) or '(none)'}"
+        if unreadable:
+            hint += f"; not valid YAML, so not searched: {', '.join(p.name for p in unreadable)}"
+        super().__init__([SpecProblem(str(directory), "name", f"no pipeline named {name!r}", hint)])
+
+
+def peek_name(path: Path) -> str | None:
+    """The `name:` a spec file declares, read from the YAML alone (no environment, no checks), so
+    finding a pipeline never depends on another spec's secrets. None when it cannot be read."""
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SpecYamlLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def spec_path_for(directory: str | Path, name: str) -> Path:
+    """The spec file of pipeline `name` in `directory`: the file whose `name:` is `name` (or, when
+    none says so, an unreadable `<name>.yaml`). Raises PipelineNotFound, or SpecError when two
+    files declare the name."""
+    directory = Path(directory)
+    files = spec_files(directory)
+    names = {path: peek_name(path) for path in files}
+    matches = [path for path, declared in names.items() if declared == name]
+    if not matches:
+        matches = [p for p, declared in names.items() if declared is None and p.stem == name]
+    if len(matches) > 1:
+        raise SpecError(
+            [
+                SpecProblem(
+                    str(path),
+                    "name",
+                    f"pipeline {name!r} is defined in {len(matches)} files",
+                    "give each pipeline a unique name",
+                )
+                for path in matches
+            ]
+        )
+    if not matches:
+        known = sorted({n for n in names.values() if n})
+        unreadable = [p for p, declared in names.items() if declared is None]
+        raise PipelineNotFound(directory, name, known, unreadable)
+    return matches[0]
+
+
 def find_pipeline(
     directory: str | Path,
     name: str,
@@ -496,29 +572,13 @@ def find_pipeline(
     params_may_be_unset: bool = False,
     reading: bool = False,
 ) -> LoadedSpec:
-    """The spec named `name` in `directory` (file name first, then every file), loaded with the
-    run's `params`. `params_may_be_unset`: for reading the spec (e.g. to build a form), not running
-    it: a required parameter without a value takes a placeholder instead of failing. `reading`:
-    only to look at it (its parameters, where it loads): no cross-field checks (they read the
-    source files), and unset secrets stay references."""
-    directory = Path(directory)
+    """The spec named `name` in `directory`, loaded with the run's `params`. Only that spec is
+    validated: another spec's problems (a secret not set here) do not stop this one.
+    `params_may_be_unset`: for reading the spec (e.g. to build a form), not running it: a required
+    parameter without a value takes a placeholder instead of failing. `reading`: only to look at it
+    (its parameters, where it loads): no cross-field checks (they read the source files), and unset
+    secrets stay references."""
     unset = params_may_be_unset or reading
     light = {"check": False, "secrets_may_be_unset": True} if reading else {}
-    for candidate in (directory / f"{name}.yaml", directory / f"{name}.yml"):
-        if candidate.is_file():
-            loaded = load_pipeline(candidate, env, params=params, params_may_be_unset=unset, **light)
-            if loaded.spec.name == name:
-                return loaded
-    specs = load_pipelines(directory, env)
-    if name not in specs:
-        raise SpecError(
-            [
-                SpecProblem(
-                    str(directory),
-                    "name",
-                    f"no pipeline named {name!r}",
-                    f"choose one of: {', '.join(sorted(specs)) or '(none)'}",
-                )
-            ]
-        )
-    return load_pipeline(specs[name].path, env, params=params, params_may_be_unset=unset, **light)
+    path = spec_path_for(directory, name)
+    return load_pipeline(path, env, params=params, params_may_be_unset=unset, **light)

@@ -18,7 +18,7 @@ _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 def parse_duration(value: Any) -> float:
     """Seconds from 30, 2.5, "30s", "5m", "1h", "250ms"."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30, '30s', '5m' or '1h'")
+        raise ValueError("not a duration: write e.g. 30, '30s', '5m' or '1h'")
     if isinstance(value, int | float):
         seconds = float(value)
     else:
@@ -27,7 +27,7 @@ def parse_duration(value: Any) -> float:
             raise ValueError(f"{value!r} is not a duration; write e.g. 30, '30s', '5m' or '1h'")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
-        raise ValueError("a duration must be positive")
+        raise ValueError("a duration must be positive: give e.g. '30s'")
     return seconds
 
 
@@ -127,7 +127,7 @@ class FileSource(Strict):
     @classmethod
     def _one_byte(cls, v: str | None) -> str | None:
         if v is not None and (not v.isascii() or v in "\r\n"):
-            raise ValueError(f"{v!r} must be one ASCII character other than a line break")
+            raise ValueError(f"{v!r} is not one ASCII character other than a line break: use e.g. ';' or '|'")
         return v
 
     @model_validator(mode="after")
@@ -135,7 +135,9 @@ class FileSource(Strict):
         if self.separator is not None and self.delimiter is not None:
             raise ValueError("separator and delimiter are the same option: give only one")
         if self.quote_char is not None and self.quote_char == self.field_separator:
-            raise ValueError(f"quote_char and the separator are both {self.quote_char!r}: they must differ")
+            raise ValueError(
+                f"quote_char and the separator are both {self.quote_char!r}: give a different quote_char"
+            )
         return self
 
     @property
@@ -274,11 +276,14 @@ class Pagination(Strict):
     @model_validator(mode="after")
     def _needs(self) -> Pagination:
         if self.type in ("page", "offset", "cursor") and not self.param:
-            raise ValueError(f"{self.type} pagination needs `param` (the query parameter to set)")
+            raise ValueError(f"{self.type} pagination needs `param`: set param: (the query parameter to set)")
         if self.type == "offset" and not self.size:
-            raise ValueError("offset pagination needs `size` (records per page)")
+            raise ValueError("offset pagination needs `size`: set size: (records per page)")
         if self.type == "cursor" and not self.cursor_path:
-            raise ValueError("cursor pagination needs `cursor_path` (where the next cursor is in the body)")
+            raise ValueError(
+                "cursor pagination needs `cursor_path`: "
+                "set cursor_path: (where the next cursor is in the body)"
+            )
         return self
 
 

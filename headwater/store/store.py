@@ -262,42 +262,156 @@ class Store:
         execution_type: str,
         flow_run_id: str | None,
         parameters: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> str:
         """Record a new run and its pending steps. `parameters`: the run's values (JSON), stored
-        with those whose names look secret masked."""
-        run_id = str(uuid.uuid4())
+        with those whose names look secret masked. `run_id`: an id chosen by whoever asked for the
+        run (so it can link to it at once); a run recorded under it already (by `headwater run`
+        before its worker started) is taken over by this process, steps and all."""
+        run_id = run_id or str(uuid.uuid4())
         host, pid, started = _process_identity()
+        values = {
+            "pipeline_id": pipeline_id,
+            "pipeline_name": pipeline,
+            "flow_run_id": flow_run_id,
+            "execution_type": execution_type,
+            "status": "running",
+            "parameters": None if parameters is None else mask_secrets(dict(parameters)),
+            "hostname": host,
+            "pid": pid,
+            "process_started_at": started,
+        }
         with self.writer.begin() as conn:
+            existing = conn.execute(
+                sa.select(pipeline_executions.c.status).where(pipeline_executions.c.id == run_id)
+            ).first()
+            if existing is not None and existing.status != "running":
+                raise ValueError(f"run {run_id} is already recorded as {existing.status}")
+            if existing is None:
+                conn.execute(
+                    sa.insert(pipeline_executions).values(id=run_id, started_at=now(), warnings=[], **values)
+                )
+            else:
+                conn.execute(
+                    sa.update(pipeline_executions).where(pipeline_executions.c.id == run_id).values(values)
+                )
+                conn.execute(sa.delete(step_executions).where(step_executions.c.execution_id == run_id))
+            if steps:
+                conn.execute(
+                    sa.insert(step_executions),
+                    [
+                        {
+                            "execution_id": run_id,
+                            "step_name": name,
+                            "step_type": kind,
+                            "status": "pending",
+                            "metrics": {},
+                        }
+                        for name, kind in steps
+                    ],
+                )
+        return run_id
+
+    def record_refused_run(
+        self,
+        pipeline: str,
+        *,
+        spec_path: str,
+        error_type: str,
+        error_message: str,
+        execution_type: str = "manual",
+        run_id: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        flow_run_id: str | None = None,
+    ) -> str:
+        """A run that could not start (its spec does not load, a parameter or a secret is wrong):
+        recorded `failed` with the reason, so the run history shows it. A pipeline the store has
+        not seen yet gets a row of its own (its spec could not be read, so it says so)."""
+        run_id = run_id or str(uuid.uuid4())
+        host, pid, started = _process_identity()
+        stamp = now()
+        with self.writer.begin() as conn:
+            pipeline_id = conn.execute(
+                sa.select(data_pipelines.c.id).where(data_pipelines.c.name == pipeline)
+            ).scalar()
+            if pipeline_id is None:
+                inserted = conn.execute(
+                    sa.insert(data_pipelines).values(
+                        name=pipeline,
+                        pipeline_type="etl",
+                        description="(its spec could not be loaded)",
+                        tags=[],
+                        spec_path=spec_path,
+                        spec_hash="",
+                        created_at=stamp,
+                        updated_at=stamp,
+                    )
+                )
+                pipeline_id = int(inserted.inserted_primary_key[0])  # type: ignore[index]
+            values = {
+                "pipeline_id": pipeline_id,
+                "pipeline_name": pipeline,
+                "flow_run_id": flow_run_id,
+                "execution_type": execution_type,
+                "status": "failed",
+                "ended_at": stamp,
+                "error_type": error_type,
+                "error_message": error_message,
+                "parameters": None if parameters is None else mask_secrets(dict(parameters)),
+                "hostname": host,
+                "pid": pid,
+                "process_started_at": started,
+            }
+            if conn.execute(
+                sa.update(pipeline_executions)
+                .where(pipeline_executions.c.id == run_id, pipeline_executions.c.status == "running")
+                .values(values)
+            ).rowcount:
+                return run_id
             conn.execute(
                 sa.insert(pipeline_executions).values(
-                    id=run_id,
-                    pipeline_id=pipeline_id,
-                    pipeline_name=pipeline,
-                    flow_run_id=flow_run_id,
-                    execution_type=execution_type,
-                    status="running",
-                    started_at=now(),
-                    warnings=[],
-                    parameters=None if parameters is None else mask_secrets(dict(parameters)),
-                    hostname=host,
-                    pid=pid,
-                    process_started_at=started,
+                    id=run_id, started_at=stamp, duration_seconds=0.0, warnings=[], **values
+                )
+            )
+        return run_id
+
+    def mark_run_crashed(self, run_id: str, reason: str) -> bool:
+        """The process running `run_id` ended without finishing it (killed, crashed): say so, with
+        `reason`. False when the run had finished (or is not recorded)."""
+        with self.writer.begin() as conn:
+            row = conn.execute(
+                sa.select(pipeline_executions.c.started_at).where(
+                    pipeline_executions.c.id == run_id, pipeline_executions.c.status.in_(ACTIVE)
+                )
+            ).first()
+            if row is None:
+                return False
+            ended = now()
+            conn.execute(
+                sa.update(pipeline_executions)
+                .where(pipeline_executions.c.id == run_id)
+                .values(
+                    status="crashed",
+                    ended_at=ended,
+                    duration_seconds=(ended - (aware(row.started_at) or ended)).total_seconds(),
+                    error_type="Crashed",
+                    error_message=reason,
                 )
             )
             conn.execute(
-                sa.insert(step_executions),
-                [
-                    {
-                        "execution_id": run_id,
-                        "step_name": name,
-                        "step_type": kind,
-                        "status": "pending",
-                        "metrics": {},
-                    }
-                    for name, kind in steps
-                ],
+                sa.update(step_executions)
+                .where(
+                    step_executions.c.execution_id == run_id,
+                    step_executions.c.status.in_(("running", "retrying")),
+                )
+                .values(status="crashed", ended_at=ended, error_message=reason)
             )
-        return run_id
+            conn.execute(
+                sa.update(step_executions)
+                .where(step_executions.c.execution_id == run_id, step_executions.c.status == "pending")
+                .values(status="skipped", ended_at=ended, error_message="not run: the run crashed")
+            )
+        return True
 
     def step_started(self, run_id: str, step: str, attempt: int) -> None:
         values: dict[str, Any] = {"status": "running", "attempts": attempt, "retry_count": attempt - 1}
@@ -502,11 +616,28 @@ class Store:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
     def run(self, run_id: str) -> dict[str, Any] | None:
+        """One run by its id, or by the short id (its first 8 or more characters) tables show."""
+        return self.find_run(run_id)[0]
+
+    def find_run(self, run_id: str) -> tuple[dict[str, Any] | None, list[str]]:
+        """(the run, []) by id or unambiguous id prefix of 8+ characters; (None, the ids that share
+        the prefix) when it is ambiguous; (None, []) when nothing matches."""
+        key = run_id.strip().lower()
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(pipeline_executions).where(pipeline_executions.c.id == run_id)
-            ).first()
-        return dict(row._mapping) if row else None
+            row = conn.execute(sa.select(pipeline_executions).where(pipeline_executions.c.id == key)).first()
+            if row is not None:
+                return dict(row._mapping), []
+            if len(key) < 8 or not all(c in "0123456789abcdef-" for c in key):
+                return None, []
+            rows = conn.execute(
+                sa.select(pipeline_executions)
+                .where(pipeline_executions.c.id.like(f"{key}%"))
+                .order_by(pipeline_executions.c.started_at.desc())
+                .limit(10)
+            ).all()
+        if len(rows) == 1:
+            return dict(rows[0]._mapping), []
+        return None, [r.id for r in rows]
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
