@@ -132,6 +132,7 @@ def run_detail(run_id: str) -> runs.RunDetail | None:
 
 
 def find_run(prefix: str) -> str | None:
+    """The run's full id, read now (not cached: a run being started appears within seconds)."""
     return runs.find_run(engine(), prefix)
 
 

@@ -6,6 +6,7 @@ same server."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -72,7 +73,12 @@ class PrefectOrchestrator:
                 deployment = self._deployment(client, pipeline)
                 if deployment is None:
                     return self.local.run(pipeline, params, replay=replay, requested_by=requested_by)
-                parameters: dict[str, Any] = {"pipeline": pipeline, "execution_type": "manual"}
+                run_id = str(uuid.uuid4())  # the flow records its run under it: the console links to it
+                parameters: dict[str, Any] = {
+                    "pipeline": pipeline,
+                    "execution_type": "manual",
+                    "run_id": run_id,
+                }
                 if replay:
                     parameters["replay"] = True
                 if params:
@@ -91,6 +97,7 @@ class PrefectOrchestrator:
             str(flow_run.id),
             f"{what} {flow_run.name} ({flow_run.id}) scheduled on deployment {deployment_name(pipeline)}; "
             f"a worker of pool {deployment.work_pool_name} starts it",
+            run_id,
         )
 
     def set_paused(self, pipeline: str, paused: bool) -> None:

@@ -4,8 +4,11 @@ its own here. Both say when each pipeline runs next."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +17,8 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from headwater.errors import PermanentError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,9 @@ class RunTicket:
     ref: str
     """the flow run id, or the process id"""
     detail: str
+    run_id: str | None = None
+    """The id the run is recorded under in the store (known before it starts, to link to it);
+    None where the starter cannot choose it (a replay in a local process)."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,9 @@ class LocalOrchestrator:
         self.pipelines_dir = pipelines_dir
         self.env = dict(env) if env is not None else None
 
-    def command(self, pipeline: str, params: Mapping[str, Any], *, replay: bool) -> list[str]:
+    def command(
+        self, pipeline: str, params: Mapping[str, Any], *, replay: bool, run_id: str | None = None
+    ) -> list[str]:
         base = [sys.executable, "-m", "headwater.cli"]
         if replay:
             return [
@@ -118,6 +128,8 @@ class LocalOrchestrator:
                 str(self.pipelines_dir),
             ]
         args = [*base, "run", pipeline, "--pipelines", str(self.pipelines_dir), "--execution-type", "manual"]
+        if run_id:
+            args += ["--run-id", run_id]
         for key, value in params.items():
             args += ["--param", f"{key}={value}"]
         return args
@@ -134,19 +146,27 @@ class LocalOrchestrator:
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
-        log = logs / f"{pipeline}-{'replay-' if replay else ''}{stamp}.log"
-        with log.open("wb") as out:
+        path = logs / f"{pipeline}-{'replay-' if replay else ''}{stamp}.log"
+        # `headwater run` records the run under this id before it starts anything slow; a replay
+        # (`headwater quarantine replay`) chooses its own
+        run_id = None if replay else str(uuid.uuid4())
+        with path.open("wb") as out:
             proc = subprocess.Popen(
-                self.command(pipeline, params, replay=replay),
+                self.command(pipeline, params, replay=replay, run_id=run_id),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # the run outlives a console restart
                 env=self.env,
             )
+        reap(proc, pipeline)
         what = "replay of the quarantine" if replay else "run"
         return RunTicket(
-            pipeline, "process", str(proc.pid), f"{what} started in process {proc.pid}; log: {log}"
+            pipeline,
+            "process",
+            str(proc.pid),
+            f"{what} started in process {proc.pid}; log: {path}",
+            run_id,
         )
 
     def set_paused(self, pipeline: str, paused: bool) -> None:
@@ -158,3 +178,17 @@ class LocalOrchestrator:
 
     def schedules(self, declared: Sequence[DeclaredSchedule], now: datetime) -> dict[str, ScheduleState]:
         return spec_schedules(declared, now)
+
+
+def reap(proc: subprocess.Popen[bytes], pipeline: str) -> threading.Thread:
+    """Wait for a started process in a daemon thread, so that when it ends it is reaped at once
+    instead of staying a zombie under this (long-lived) process."""
+
+    def wait() -> None:
+        code = proc.wait()
+        if code:
+            log.warning("the process %s of %s ended with code %s", proc.pid, pipeline, code)
+
+    thread = threading.Thread(target=wait, name=f"reap-{proc.pid}", daemon=True)
+    thread.start()
+    return thread

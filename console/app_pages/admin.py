@@ -27,7 +27,7 @@ section = st.radio(
 
 if section == "Users":
     people = data.users()
-    st.dataframe(
+    c.table(
         pl.DataFrame(
             [
                 {
@@ -56,11 +56,17 @@ if section == "Users":
                 lambda: data.actions().add_user(token, name.strip().lower(), role, password),
                 lambda _: f"{name} added as {role}",
             )
-    with right, st.form("change_user"):
+    with right:
         st.markdown("**Change a user**")
+        # outside the form: choosing a user reruns the page, so the form starts from their role
         names = [u["username"] for u in people]
         who = st.selectbox("User", names, key="change_user")
-        new_role = st.selectbox("Role", ROLES, key="change_role")
+        current_role = next(u["role"] for u in people if u["username"] == who)
+        if st.session_state.get("change_role_of") != who:
+            st.session_state["change_role"] = current_role
+            st.session_state["change_role_of"] = who
+    with right, st.form("change_user"):
+        new_role = st.selectbox("Role", ROLES, key="change_role", help=f"{who} is {current_role} now")
         new_password = st.text_input(
             "New password (leave empty to keep)", type="password", key="change_password"
         )
@@ -84,7 +90,7 @@ if section == "Users":
 
 elif section == "Settings":
     rows = data.console_settings()
-    st.dataframe(pl.DataFrame(rows), hide_index=True, width="stretch", key="settings_table")
+    c.table(pl.DataFrame(rows), hide_index=True, width="stretch", key="settings_table")
     with st.form("change_setting"):
         key = st.selectbox("Setting", [r["key"] for r in rows], key="setting_key")
         current = next(r["value"] for r in rows if r["key"] == key)
@@ -93,7 +99,7 @@ elif section == "Settings":
             c.act(lambda: data.actions().change_setting(token, key, int(value)), lambda v: f"{key} = {v}")
     s = data.settings()
     st.markdown("**Process settings** (from the environment of the console's process; passwords hidden)")
-    st.dataframe(
+    c.table(
         pl.DataFrame(
             [
                 {"setting": "HEADWATER_HOME", "value": str(s.home)},
@@ -128,7 +134,7 @@ else:
         None if action == "(any)" else action,
         None if outcome == "(any)" else outcome,
     )
-    st.dataframe(
+    c.table(
         pl.DataFrame(
             [
                 {

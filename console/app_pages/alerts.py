@@ -67,7 +67,7 @@ st.subheader("Active")
 if not active:
     st.success("No open alerts.")
 else:
-    st.dataframe(frame(active), hide_index=True, width="stretch", key="active_alerts")
+    c.table(frame(active), hide_index=True, width="stretch", key="active_alerts")
     picked = st.selectbox(
         "Alert",
         [a["id"] for a in active],
@@ -98,7 +98,7 @@ else:
         st.caption(f"Hint: {details['hint']}")
     sent = data.deliveries(int(picked))
     if sent:
-        st.dataframe(
+        c.table(
             pl.DataFrame(
                 [
                     {
@@ -132,7 +132,7 @@ else:
 st.subheader("Silences")
 for s in data.silences():
     st.markdown(
-        f":material/notifications_off: `{s.matchers}` until {c.when(s.expires_at)} "
+        f":material/notifications_off: `{c.pairs(s.matchers)}` until {c.when(s.expires_at)} "
         f"by {s.created_by} — {s.reason}"
     )
 with st.form("silence", border=True):
@@ -153,11 +153,11 @@ if submitted:
     matchers = matchers or {"pipeline": "*"}
     c.act(
         lambda: data.actions().silence(st.session_state["hw_token"], matchers, float(hours), reason),
-        lambda i: f"silence {i} on {matchers} for {hours} h",
+        lambda i: f"silence {i} on {c.pairs(matchers)} for {hours} h",
     )
 
 st.subheader("History")
 if not history:
     st.caption(f"No alerts in the last {days} days.")
 else:
-    st.dataframe(frame(history), hide_index=True, width="stretch", key="alert_history")
+    c.table(frame(history), hide_index=True, width="stretch", key="alert_history")

@@ -163,7 +163,7 @@ def listing(nodes: list, key: str) -> None:  # type: ignore[type-arg]
         [{"table": n.table, "column": n.column, "dataset": n.dataset} for n in nodes],
         schema={"table": pl.String, "column": pl.String, "dataset": pl.String},
     )
-    st.dataframe(frame, hide_index=True, width="stretch", key=key)
+    c.table(frame, hide_index=True, width="stretch", key=key)
 
 
 left, right = st.columns(2)
@@ -183,7 +183,7 @@ made = how.filter(
 if made.is_empty():
     st.caption("It is a source: nothing recorded makes it.")
 else:
-    st.dataframe(
+    c.table(
         made.select(
             pl.col("target_column").alias("column"),
             pl.col("transformation_type").alias("how"),

@@ -99,7 +99,7 @@ def running_panel() -> None:
         st.caption("Nothing is running.")
         return
     now = data.now()
-    st.dataframe(
+    c.table(
         running.select(
             pl.col("pipeline_name").alias("pipeline"),
             pl.col("id").str.head(8).alias("run"),
@@ -120,7 +120,7 @@ failures = data.run_list(statuses=("failed", "crashed"), days=7, limit=10)
 if failures.is_empty():
     st.caption("No failed or crashed runs in the last 7 days.")
 else:
-    st.dataframe(
+    c.table(
         failures.select(
             pl.col("id").str.head(8).alias("run"),
             pl.col("pipeline_name").alias("pipeline"),

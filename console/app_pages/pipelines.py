@@ -14,6 +14,9 @@ from console import components as c
 from console import data
 from headwater.access import Action
 
+STARTED = "started_runs"
+"""pipeline -> the id of the run this session last started (the link stays until another)"""
+
 st.title("Pipelines")
 table = data.pipeline_table()
 if table.is_empty():
@@ -37,7 +40,7 @@ schedule_frame = pl.DataFrame(
     orient="row",
 )
 view = table.join(schedule_frame, on="name", how="left")
-st.dataframe(
+c.table(
     view.select(
         "name",
         pl.col("pipeline_type").alias("type"),
@@ -52,10 +55,24 @@ st.dataframe(
         pl.col("success_rate").alias("success rate"),
         pl.col("mean_duration_seconds").alias("mean duration (s)"),
     ),
-    hide_index=True,
-    width="stretch",
-    key="pipelines_table",
+    "pipelines_table",
+    default=[
+        "name",
+        "type",
+        "schedule",
+        "state",
+        "next run (UTC)",
+        "last status",
+        "last run (UTC)",
+        "runs (30 d)",
+        "success rate",
+        "mean duration (s)",
+    ],
     column_config={
+        "name": st.column_config.TextColumn(width="medium"),
+        "schedule": st.column_config.TextColumn(width="medium"),
+        "next run (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        "last run (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
         "success rate": st.column_config.ProgressColumn(
             "success rate", min_value=0, max_value=100, format="%.1f%%"
         ),
@@ -85,9 +102,11 @@ m[4].metric("Runs (30 d)", row["runs"])
 detail = data.pipeline_detail(chosen)
 left, right = st.columns(2)
 left.markdown("**Sources**")
-left.dataframe(detail["sources"], hide_index=True, width="stretch", key="sources_table")
+with left:
+    c.table(detail["sources"], "sources_table")
 right.markdown("**Destinations**")
-right.dataframe(detail["destinations"], hide_index=True, width="stretch", key="destinations_table")
+with right:
+    c.table(detail["destinations"], "destinations_table")
 
 history = data.run_list(pipeline=chosen, limit=60).sort("started_at")
 if not history.is_empty():
@@ -156,10 +175,13 @@ with run_col:
         )
     if submitted:
         changed = {k: v for k, v in values.items() if v is not None and v != params[k].default}
-        c.act(
+        ticket = c.act(
             lambda: data.actions().run_pipeline(st.session_state["hw_token"], chosen, changed),
             lambda t: t.detail,
         )
+        if ticket is not None:
+            st.session_state.setdefault(STARTED, {})[chosen] = ticket.run_id
+    c.run_link(st.session_state.get(STARTED, {}).get(chosen))
 
 with schedule_col:
     st.markdown("**Schedule**")

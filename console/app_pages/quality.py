@@ -14,6 +14,9 @@ from console import data
 from headwater.access import Action
 from headwater.views import quality
 
+REPLAYED = "replayed_runs"
+"""pipeline -> the id of the replay this session last started, where the orchestrator chose it"""
+
 st.title("Quality")
 with st.form("quality_filters", border=False):
     f1, f2, f3 = st.columns([2, 2, 1])
@@ -70,11 +73,9 @@ if section == "Trends":
                 )
         st.markdown("**Latest run, by dimension**")
         latest = quality.latest_by(checks, "dimension")
-        st.dataframe(
+        c.table(
             latest.rename({"pass_rate": "pass rate"}),
-            hide_index=True,
-            width="stretch",
-            key="latest_dimension",
+            "latest_dimension",
             column_config={
                 "pass rate": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%.2f%%")
             },
@@ -85,7 +86,7 @@ elif section == "Top issues":
     if issues.is_empty():
         c.empty("No rule failed in this window.")
     else:
-        st.dataframe(
+        c.table(
             issues.select(
                 pl.col("rule_name").alias("rule"),
                 pl.col("pipeline_name").alias("pipeline"),
@@ -100,10 +101,22 @@ elif section == "Top issues":
                 pl.col("last_pass_rate").alias("last pass rate"),
                 "remediation",
             ),
-            hide_index=True,
-            width="stretch",
-            key="top_issues",
-            column_config={"last pass rate": st.column_config.NumberColumn(format="%.2f%%")},
+            "top_issues",
+            default=[
+                "rule",
+                "pipeline",
+                "table",
+                "severity",
+                "runs failing",
+                "records failed",
+                "last pass rate",
+                "remediation",
+            ],
+            column_config={
+                "rule": st.column_config.TextColumn(width="medium"),
+                "last pass rate": st.column_config.NumberColumn(format="%.2f%%"),
+                "remediation": st.column_config.TextColumn(width="large"),
+            },
         )
 
 elif section == "By source":
@@ -115,7 +128,7 @@ elif section == "By source":
             "Each check counts for the source tables its columns come from (column lineage); "
             "a column made inside the pipeline counts for the pipeline."
         )
-        st.dataframe(
+        c.table(
             sources.rename(
                 {
                     "source_dataset": "source",
@@ -125,9 +138,7 @@ elif section == "By source":
                     "pass_rate": "pass rate",
                 }
             ),
-            hide_index=True,
-            width="stretch",
-            key="by_source",
+            "by_source",
             column_config={
                 "pass rate": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%.2f%%")
             },
@@ -156,11 +167,10 @@ else:
     waiting = data.quarantine_overview()
     if pipeline:
         waiting = waiting.filter(pl.col("pipeline") == pipeline)
-    st.dataframe(
+    c.table(
         waiting.rename({"waiting": "waiting rows", "replayed": "replayed rows"}),
-        hide_index=True,
-        width="stretch",
-        key="quarantine_overview",
+        "quarantine_overview",
+        column_config={"table": st.column_config.TextColumn(width="medium")},
     )
     targets = [f"{p} → {t}" for p, t in waiting.select("pipeline", "table").iter_rows()]
     if not targets:
@@ -182,7 +192,11 @@ else:
     page = g3.number_input("Page", min_value=1, value=1, step=1, key="quarantine_page")
     if not counts.is_empty():
         st.markdown("**Rows by the rules they broke**")
-        st.dataframe(counts, hide_index=True, width="stretch", key="quarantine_counts")
+        c.table(
+            counts.with_columns(c.json_text("rules")),
+            "quarantine_counts",
+            column_config={"rules": st.column_config.TextColumn("rules broken", width="large")},
+        )
     rows = data.quarantine_rows(
         q_pipeline,
         q_table,
@@ -192,11 +206,24 @@ else:
         offset=(int(page) - 1) * 100,
     )
     st.markdown(f"**Rows** (page {int(page)}, 100 a page; values masked as in run records)")
-    st.dataframe(
-        rows.with_columns(pl.col("run_id").str.head(8), pl.col("replay_run_id").str.head(8)),
-        hide_index=True,
-        width="stretch",
-        key="quarantine_rows",
+    c.table(
+        rows.with_columns(
+            c.json_text("rules"),
+            c.json_text("masked_values"),
+            pl.col("run_id").str.head(8),
+            pl.col("replay_run_id").str.head(8),
+        ),
+        "quarantine_rows",
+        default=["id", "status", "rules", "masked_values", "run_id", "quarantined_at"],
+        column_config={
+            "rules": st.column_config.TextColumn("rules broken", width="medium"),
+            "masked_values": st.column_config.TextColumn("values (masked)", width="large"),
+            "run_id": st.column_config.TextColumn("run", width="small"),
+            "quarantined_at": st.column_config.DatetimeColumn(
+                "quarantined (UTC)", format="YYYY-MM-DD HH:mm:ss"
+            ),
+            "replay_run_id": st.column_config.TextColumn("replay run", width="small"),
+        },
     )
     st.caption(
         "Replay runs the quarantined rows through the validate step again with the lookups as they are now; "
@@ -205,7 +232,12 @@ else:
     if st.button(
         f"Replay quarantine of {q_pipeline}", key="replay", type="primary", **c.gate(Action.REPLAY_QUARANTINE)
     ):
-        c.act(
+        ticket = c.act(
             lambda: data.actions().replay_quarantine(st.session_state["hw_token"], q_pipeline),
             lambda t: t.detail,
         )
+        if ticket is not None:
+            st.session_state.setdefault(REPLAYED, {})[q_pipeline] = ticket.run_id
+            if ticket.run_id is None:
+                st.caption("The replay's run appears in Runs as soon as its process records it.")
+    c.run_link(st.session_state.get(REPLAYED, {}).get(q_pipeline))

@@ -203,7 +203,8 @@ def recommendations(
     quarantined: dict[tuple[str, str], int] | None = None,
 ) -> list[Recommendation]:
     """What to do next, most pressing first: rules failing run after run, pass rates that fell,
-    rows waiting in quarantine, low scores, pipelines without a quality suite."""
+    rows waiting in quarantine, low scores, pipelines no quality rule checks (neither a suite nor a
+    validate step's quick `expect` rules or `min_rows`: data_quality_rules holds them all)."""
     out: list[Recommendation] = []
     keys = ["pipeline_name", "table_name", "rule_name"]
     if not frame_.is_empty():
@@ -295,9 +296,10 @@ def recommendations(
             Recommendation(
                 "low",
                 name,
-                "no quality suite checks this pipeline",
-                "its data loads unchecked",
-                f"draft one: headwater profile {name}:<source> --suite quality_suites/{name}.json",
+                "no quality rules check this pipeline",
+                "its data loads unchecked: no suite and no `expect` rules in a validate step",
+                f"add `expect` rules to a validate step, or draft a suite: "
+                f"headwater profile {name}:<source> --suite quality_suites/{name}.json",
             )
         )
     order = {"high": 0, "medium": 1, "low": 2}

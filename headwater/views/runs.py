@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
+from headwater.quality.score import ScoreExplanation, explain
 from headwater.store.tables import data_quality_checks, pipeline_executions, step_executions
 from headwater.views.frames import UTC_TS, frame
 
@@ -54,6 +55,12 @@ class RunDetail:
     run: dict[str, Any]
     steps: list[dict[str, Any]]
     checks: list[dict[str, Any]]
+
+    @property
+    def score(self) -> ScoreExplanation:
+        """How the run's quality score is made, rule by rule (`checks` are the rows
+        Store.quality_checks gives: the same query, the same order)."""
+        return explain(self.checks)
 
     @property
     def timeline(self) -> pl.DataFrame:

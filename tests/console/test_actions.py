@@ -5,6 +5,7 @@ admin manages users. Every attempt lands in the audit log."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psutil
@@ -12,9 +13,22 @@ import pytest
 import sqlalchemy as sa
 
 from tests.console.conftest import Console, app
-from tests.console.test_pages import as_json, clean, frame, rows, scalar
+from tests.console.test_pages import as_json, clean, frame, metrics, rows, scalar
 
 pytestmark = pytest.mark.prefect
+
+
+def _alive(pid: int) -> bool:
+    """The process runs (a zombie has ended: it only waits for its parent to reap it)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _zombies() -> list[int]:
+    """Children of this process (the console's, in AppTest) that ended and were never reaped."""
+    return [c.pid for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]
 
 
 def audit(console: Console, action: str) -> list[tuple[Any, ...]]:
@@ -103,18 +117,48 @@ def test_an_engineer_runs_a_pipeline_now(
     )
     assert audit(console, "pipeline.run")[-1][-1] == "failed"
     at.text_input(key="param_vendor_prices_feed").input("./data/vendor_prices.csv")  # changed: passed on
+    clicked = time.monotonic()
     at.button(key="run_now").click().run()
     clean(at)
     message = at.success[0].value
     assert "run started in process" in message
-    # the run, its alerting included, is over when its process ends
-    assert psutil.Process(int(message.split("process ")[1].split(";")[0])).wait(timeout=240) == 0
+    pid = int(message.split("process ")[1].split(";")[0])
+    # the page links to the run it started, by the id the run is recorded under
+    link = at.get("page_link")[0].proto
+    assert link.page == "run" and link.label.startswith("Open run ")
+    run_id = link.query_string.removeprefix("id=")
+    assert len(run_id) == 36 and link.label == f"Open run {run_id[:8]}"
+    # ...and the run is in the store as running well within one refresh of the Overview's live
+    # panel (10 s): `headwater run` records it before it starts the slow part
+    while time.monotonic() - clicked < 10 and not rows(
+        e, "SELECT status FROM pipeline_executions WHERE id = :i", i=run_id
+    ):
+        time.sleep(0.2)
+    assert rows(e, "SELECT pipeline_name, status FROM pipeline_executions WHERE id = :i", i=run_id) == [
+        ("vendor_prices", "running")
+    ], f"not recorded {time.monotonic() - clicked:.1f} s after Run now"
+    overview = app(console, "data_analyst")
+    assert metrics(overview)["Running now"] == "1"
+    assert frame(overview, "running for (s)")["run"].tolist() == [run_id[:8]]
+    # the run, its alerting included, is over when its process ends; the console reaps it (it is
+    # the console's child): nothing is left behind as a zombie
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.5)
+    assert not _alive(pid), f"process {pid} still running"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _zombies():
+        time.sleep(0.1)
+    assert _zombies() == []
     done = rows(
         e,
         "SELECT status, execution_type, records_loaded, parameters FROM pipeline_executions "
         "WHERE pipeline_name = 'vendor_prices' AND status <> 'running' ORDER BY started_at DESC",
     )
     assert len(done) == 3, done
+    assert rows(e, "SELECT status FROM pipeline_executions WHERE id = :i", i=run_id) == [
+        ("completed_with_warnings",)
+    ]
     status, kind, loaded, params = done[0]
     assert (status, kind, loaded) == ("completed_with_warnings", "manual", 9)
     assert as_json(params) == {"feed": "./data/vendor_prices.csv"}
@@ -179,7 +223,8 @@ def test_an_admin_manages_users_and_reads_the_audit_log(console: Console) -> Non
     assert rows(e, "SELECT role, is_active FROM console_users WHERE username = 'dana'") == [
         ("data_engineer", True)
     ]
-    at.selectbox(key="change_user").set_value("engineer")
+    at.selectbox(key="change_user").set_value("engineer").run()  # the form starts from their role
+    assert at.selectbox(key="change_role").value == "data_engineer"
     at.selectbox(key="change_role").set_value("data_analyst")
     at.button(key="set_role_submit").click().run()
     assert scalar(e, "SELECT role FROM console_users WHERE username = 'engineer'") == "data_analyst"

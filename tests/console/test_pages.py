@@ -4,6 +4,7 @@ each page shows equal what direct SQL over the store (and the warehouse) gives."
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -124,7 +125,9 @@ def test_overview_matches_the_store(console: Console) -> None:
         "(SELECT max(q.started_at) FROM pipeline_executions q "
         "WHERE q.pipeline_name = p.pipeline_name AND q.quality_score IS NOT NULL)",
     )
-    assert len(latest) == 2  # flights_daily and flights_clean carry suites
+    # flights_daily and flights_clean carry suites; vendor_prices and claims_deidentified quick
+    # `expect` rules, which count in the score too (vendor_prices' latest run failed unscored)
+    assert len(latest) == 4
     assert shown["Quality score"] == f"{sum(r[0] for r in latest) / len(latest):.1f}"
     open_alerts = scalar(e, "SELECT count(*) FROM alert_instances WHERE status = 'open'")
     assert open_alerts == 2  # vendor_prices failed; flights_clean quarantined > 5%
@@ -139,6 +142,9 @@ def test_overview_matches_the_store(console: Console) -> None:
 def test_pipelines_page_matches_the_store(console: Console) -> None:
     at = app(console, "data_analyst")
     at.switch_page("app_pages/pipelines.py").run()
+    clean(at)
+    assert "tags" not in frame(at, "success rate").columns  # not among the columns shown at first
+    at.multiselect(key="pipelines_table_columns").select("tags").select("owner").run()
     clean(at)
     table = frame(at, "success rate").set_index("name")
     e = console.engine
@@ -173,7 +179,9 @@ def test_pipelines_page_matches_the_store(console: Console) -> None:
     ny = datetime.now(ZoneInfo("America/New_York"))
     nxt = ny.replace(hour=6, minute=0, second=0, microsecond=0)
     nxt = nxt if nxt > ny else nxt + timedelta(days=1)
-    assert table.loc["flights_daily", "next run (UTC)"].to_pydatetime() == nxt.astimezone(UTC)
+    # carrier_monthly runs on a trigger, with no next run: the column is text, "—" there
+    assert table.loc["carrier_monthly", "next run (UTC)"] == "—"
+    assert table.loc["flights_daily", "next run (UTC)"] == nxt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def test_run_detail_matches_the_store(console: Console) -> None:
@@ -203,9 +211,7 @@ def test_run_detail_matches_the_store(console: Console) -> None:
         i=run_id,
     )
     assert steps["step"].tolist() == [r[0] for r in expected]
-    assert steps["records out"].fillna(-1).astype(int).tolist() == [
-        -1 if r[2] is None else r[2] for r in expected
-    ]
+    assert [str(v) for v in steps["records out"]] == ["—" if r[2] is None else str(r[2]) for r in expected]
     checks = frame(at, "pass rate")
     expected_checks = rows(
         e,
@@ -232,7 +238,7 @@ def test_failed_run_shows_the_error_and_retries(console: Console) -> None:
     assert f"**{error_type}** at step **{step}**" in message and f"after {retries} retr" in message
     assert "broken_feed.csv" in message
     shown = next(c.value for c in at.caption if "parameters" in c.value)
-    assert json.loads(shown.split("parameters ")[1]) == {"feed": "data/broken_feed.csv"}
+    assert shown.endswith(" · parameters feed=data/broken_feed.csv")
 
 
 def test_quality_page_matches_the_store(console: Console) -> None:
@@ -284,8 +290,10 @@ def test_quality_page_matches_the_store(console: Console) -> None:
         )
     overview = frame(at, "waiting rows").set_index("table")
     assert overview.loc["flights_clean", "waiting rows"] == waiting == 56295
-    counts = frame(at, "rows")
-    assert dict(zip(counts["rules"], counts["rows"], strict=True)) == by_rules
+    counts = frame(at, "rows")  # the JSON list of rules as text: "a, b"
+    assert dict(zip(counts["rules"], counts["rows"], strict=True)) == {
+        ", ".join(json.loads(k)): v for k, v in by_rules.items()
+    }
     page = frame(at, "masked_values")
     assert len(page) == 100 and page["status"].eq("quarantined").all()
 
@@ -293,7 +301,7 @@ def test_quality_page_matches_the_store(console: Console) -> None:
     clean(at)
     text = " ".join(m.value for m in at.markdown)
     assert f"{waiting:,} row(s) of flights_clean wait in quarantine" in text
-    assert "no quality suite checks this pipeline" in text  # vendor_prices, carrier_monthly, claims
+    assert "no quality rules check this pipeline" in text  # carrier_monthly
 
 
 def _closure(engine: sa.Engine, table: str, direction: str) -> set[str]:
@@ -417,3 +425,255 @@ def test_a_run_link_opens_after_signing_in(console: Console) -> None:
     at.button(key="login_submit").click().run()
     clean(at)
     assert at.header[0].value == f"flights_daily · run {run_id[:8]}"
+
+
+SEVERITY_FACTOR = {"info": 0.5, "warning": 1.0, "error": 2.0, "critical": 3.0}
+
+
+def test_run_page_explains_the_quality_score(console: Console) -> None:
+    e = console.engine
+    run_id, score = rows(
+        e, "SELECT id, quality_score FROM pipeline_executions WHERE pipeline_name = 'flights_clean'"
+    )[0]
+    checks = rows(
+        e,
+        "SELECT rule_name, suite, severity, weight, pass_rate FROM data_quality_checks "
+        "WHERE execution_id = :i ORDER BY id",
+        i=run_id,
+    )
+    assert len(checks) == 7
+    weighted = [(1.0 if w is None else float(w)) * SEVERITY_FACTOR[sev] for _, _, sev, w, _ in checks]
+    total = sum(weighted)
+    at = app(console, "data_analyst")
+    at.switch_page("app_pages/run.py")
+    at.query_params["id"] = run_id
+    at.run()
+    clean(at)
+    table = frame(at, "points lost")
+    assert table["rule"].tolist() == [r[0] for r in checks]
+    assert table["suite"].tolist() == [r[1] for r in checks]
+    assert table["severity"].tolist() == [r[2] for r in checks]
+    lost = []
+    for i, ((_, _, _, weight, rate), eff) in enumerate(zip(checks, weighted, strict=True)):
+        share = 100 * eff / total
+        points = share * float(rate) / 100
+        lost.append(share - points)
+        assert table["weight"][i] == pytest.approx(1.0 if weight is None else float(weight))
+        assert table["\N{MULTIPLICATION SIGN} severity"][i] == pytest.approx(eff)
+        assert table["share %"][i] == pytest.approx(share)
+        assert table["pass %"][i] == pytest.approx(float(rate))
+        assert table["points"][i] == pytest.approx(points)
+        assert table["points lost"][i] == pytest.approx(share - points)
+    assert table["share %"].sum() == pytest.approx(100.0)
+    # the points add up to the score the run recorded
+    assert round(table["points"].sum(), 2) == pytest.approx(float(score), abs=0.005)
+    worst = sorted(
+        ((lost_, r[0]) for lost_, r in zip(lost, checks, strict=True) if lost_ >= 0.005), reverse=True
+    )[:3]
+    summary = f"score {float(score):g} = 100 minus the points rules lost: " + ", ".join(
+        f"{rule} -{points:.2f}" for points, rule in worst
+    )
+    assert any(c.value.startswith(summary + ". Each rule counts") for c in at.caption), summary
+
+
+def _unchecked(at: Any) -> list[str]:
+    """The pipelines the Recommendations section says no quality rule checks."""
+    return sorted(
+        m.value.split("`")[1] for m in at.markdown if "no quality rules check this pipeline" in m.value
+    )
+
+
+def test_recommendations_and_run_pages_agree_on_what_was_checked(console: Console) -> None:
+    e = console.engine
+    unchecked = [
+        r[0]
+        for r in rows(
+            e,
+            "SELECT name FROM data_pipelines WHERE is_active AND name NOT IN "
+            "(SELECT DISTINCT pipeline_name FROM data_quality_rules) ORDER BY name",
+        )
+    ]
+    assert unchecked == ["carrier_monthly"]  # vendor_prices has only `expect:` rules: it is checked
+    assert rows(e, "SELECT DISTINCT suite FROM data_quality_rules WHERE pipeline_name = 'vendor_prices'") == [
+        ("expect",)
+    ]
+    at = app(console, "data_analyst")
+    at.switch_page("app_pages/quality.py").run()
+    at.radio(key="quality_section").set_value("Recommendations").run()
+    clean(at)
+    assert _unchecked(at) == unchecked
+    assert "no quality suite" not in " ".join(m.value for m in at.markdown)
+
+    # each pipeline's latest completed run: checked on its run page exactly when it is not recommended
+    latest = rows(
+        e,
+        "SELECT p.pipeline_name, p.id FROM pipeline_executions p WHERE p.status IN "
+        + OK
+        + " ORDER BY p.pipeline_name",
+    )
+    assert len(latest) == 5
+    at.switch_page("app_pages/run.py")
+    for pipeline, run_id in latest:
+        at.query_params["id"] = run_id
+        at.run()
+        clean(at)
+        assert at.header[0].value == f"{pipeline} · run {run_id[:8]}"
+        said_unchecked = "No quality rules were checked in this run." in [c.value for c in at.caption]
+        assert said_unchecked == (pipeline in unchecked), pipeline
+        expected = rows(
+            e,
+            "SELECT rule_name, suite FROM data_quality_checks WHERE execution_id = :i ORDER BY id",
+            i=run_id,
+        )
+        if said_unchecked:
+            assert expected == []
+        else:
+            shown = frame(at, "pass rate")
+            assert shown["rule"].tolist() == [r[0] for r in expected]
+    vendor = rows(
+        e,
+        "SELECT c.rule_name FROM data_quality_checks c JOIN pipeline_executions p ON p.id = c.execution_id "
+        "WHERE p.pipeline_name = 'vendor_prices' AND c.suite = 'expect' ORDER BY c.id",
+    )
+    assert len(vendor) == 2
+
+
+def test_a_run_not_recorded_yet_is_starting(console: Console) -> None:
+    """Run now links to /run?id=<the id it chose> at once: until the run is recorded the page says
+    it is starting (and re-checks), then shows the run."""
+    import uuid
+
+    from headwater.pipeline.launch import prepare_run
+    from headwater.store import Store
+
+    run_id = str(uuid.uuid4())
+    at = app(console, "data_analyst")
+    at.switch_page("app_pages/run.py")
+    at.query_params["id"] = run_id
+    at.run()
+    clean(at)
+    assert at.info[0].value.startswith(f"Run {run_id[:8]} is starting…; this page refreshes")
+    assert not at.header and not at.error
+
+    store = Store(console.settings.database_url)
+    try:  # what `headwater run --run-id` does first: record the run, running, steps pending
+        prepare_run(
+            store,
+            console.settings.pipelines_dir,
+            "vendor_prices",
+            params=None,
+            execution_type="manual",
+            warehouse_url=console.settings.warehouse_url,
+            run_id=run_id,
+        )
+    finally:
+        store.dispose()
+    at.run()
+    clean(at)
+    assert not at.info
+    assert at.header[0].value == f"vendor_prices · run {run_id[:8]}"
+    assert ":blue-badge[running]" in at.caption[0].value
+    assert metrics(at)["Duration"] == "—"
+    assert frame(at, "records in")["status"].tolist() == ["pending"] * len(frame(at, "records in"))
+
+    at.query_params["id"] = "0badc0de"  # a short id nothing has: not a run that is starting
+    at.run()
+    assert at.error[0].value == "No run, or more than one, has an id starting with '0badc0de'."
+
+
+BAD_TEXT = re.compile(r"\bNone\b|\bnan\b|\bNaN\b|\bNaT\b|\{'|\[\{'|\['")
+TEXT_ELEMENTS = (
+    "title",
+    "header",
+    "subheader",
+    "markdown",
+    "caption",
+    "text",
+    "info",
+    "warning",
+    "error",
+    "success",
+)
+
+
+def _show_every_column(at: Any) -> None:
+    for chooser in at.multiselect:
+        if chooser.key and chooser.key.endswith("_columns") and chooser.value != chooser.options:
+            chooser.set_value(list(chooser.options))
+    at.run()
+
+
+def _bad_text(at: Any, where: str) -> list[str]:
+    """Every cell of every table and every text element on the page that shows a raw None, nan, a
+    dict or a list repr."""
+    clean(at)
+    found = []
+    for kind in TEXT_ELEMENTS:
+        found += [f"{where} {kind}: {e.value}" for e in getattr(at, kind) if BAD_TEXT.search(str(e.value))]
+    found += [f"{where} expander: {x.label}" for x in at.expander if BAD_TEXT.search(x.label)]
+    found += [f"{where} metric: {m.label}={m.value}" for m in at.metric if BAD_TEXT.search(str(m.value))]
+    for df in at.dataframe:
+        table = df.value
+        for column in table.columns:
+            for value in table[column].tolist():
+                if BAD_TEXT.search(str(value)):
+                    found.append(f"{where} table {list(table.columns)} column {column!r}: {value!r}")
+                    break
+    return found
+
+
+def test_no_page_shows_none_nan_or_a_raw_dict(console: Console) -> None:
+    e = console.engine
+    at = app(console, "system_admin")
+    bad = _bad_text(at, "overview")
+
+    at.switch_page("app_pages/pipelines.py").run()
+    for name in ("carrier_monthly", "vendor_prices", "flights_clean"):
+        at.selectbox(key="pipeline_pick").set_value(name).run()
+        _show_every_column(at)
+        bad += _bad_text(at, f"pipelines/{name}")
+
+    at.switch_page("app_pages/run.py").run()
+    _show_every_column(at)
+    for run_id, pipeline in rows(e, "SELECT id, pipeline_name FROM pipeline_executions ORDER BY started_at"):
+        at.query_params["id"] = run_id
+        at.run()
+        _show_every_column(at)
+        bad += _bad_text(at, f"run {pipeline} {run_id[:8]}")
+        samples = at.selectbox(key="sample_step") if "sample_step" in [s.key for s in at.selectbox] else None
+        for step in samples.options[1:] if samples else []:
+            at.selectbox(key="sample_step").set_value(step).run()
+            bad += _bad_text(at, f"run {pipeline} {run_id[:8]} samples of {step}")
+
+    at.switch_page("app_pages/quality.py").run()
+    for section in ("Trends", "Top issues", "By source", "Recommendations", "Quarantine"):
+        at.radio(key="quality_section").set_value(section).run()
+        _show_every_column(at)
+        bad += _bad_text(at, f"quality/{section}")
+    at.selectbox(key="quarantine_status").set_value("(any)").run()
+    bad += _bad_text(at, "quality/Quarantine (any)")
+
+    at.switch_page("app_pages/lineage.py").run()
+    bad += _bad_text(at, "lineage")
+    at.switch_page("app_pages/alerts.py").run()
+    at.text_input(key="silence_reason").input("backfill")
+    at.button(key="silence_submit").click().run()  # a silence, listed with its matchers
+    bad += _bad_text(at, "alerts")
+    at.switch_page("app_pages/admin.py").run()
+    for section in ("Users", "Settings", "Audit log"):
+        at.radio(key="admin_section").set_value(section).run()
+        bad += _bad_text(at, f"admin/{section}")
+    assert bad == []
+    assert len(at.dataframe) >= 1
+
+
+def test_change_a_user_starts_from_their_role(console: Console) -> None:
+    at = app(console, "system_admin")
+    at.switch_page("app_pages/admin.py").run()
+    clean(at)
+    expected = dict(rows(console.engine, "SELECT username, role FROM console_users"))
+    assert expected["engineer"] == "data_engineer"
+    for user in ("engineer", "analyst", "admin", "engineer"):
+        at.selectbox(key="change_user").set_value(user).run()
+        clean(at)
+        assert at.selectbox(key="change_role").value == expected[user], user
