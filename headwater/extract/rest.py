@@ -40,45 +40,39 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def dig(body: Any, dotted: str | None) -> Any:
+def follow(body: Any, dotted: str | None) -> tuple[Any, list[str], str | None]:
+    """Walk a dot path (keys, list indexes) into a JSON body: (what is there, the parts walked, the
+    part that was not found or None)."""
+    done: list[str] = []
     for part in dotted.split(".") if dotted else []:
-        if isinstance(body, dict):
-            body = body.get(part)
-        elif isinstance(body, list) and part.isdigit() and int(part) < len(body):
-            body = body[int(part)]
-        else:
-            return None
-    return body
-
-
-def _has_path(body: Any, dotted: str) -> bool:
-    for part in dotted.split("."):
         if isinstance(body, dict) and part in body:
             body = body[part]
         elif isinstance(body, list) and part.isdigit() and int(part) < len(body):
             body = body[int(part)]
         else:
-            return False
-    return True
+            return body, done, part
+        done.append(part)
+    return body, done, None
 
 
-def _shape(body: Any, dotted: str) -> str:
-    """Where the path stops and what is there instead: keys, never values (they may be PII)."""
-    done: list[str] = []
-    for part in dotted.split("."):
-        if isinstance(body, dict) and part in body:
-            body, done = body[part], [*done, part]
-            continue
-        if isinstance(body, list) and part.isdigit() and int(part) < len(body):
-            body, done = body[int(part)], [*done, part]
-            continue
-        at = ".".join(done) or "the top level"
-        if isinstance(body, dict):
-            keys = ", ".join(list(map(str, body))[:20]) or "none"
-            return f"no key {part!r} at {at}; keys there: {keys}"
-        kind = "a list" if isinstance(body, list) else type(body).__name__
-        return f"{at} is {kind}, not an object with {part!r}"
-    return "found"
+def dig(body: Any, dotted: str | None) -> Any:
+    """The value at a dot path, or None where the path does not lead."""
+    value, _, missing = follow(body, dotted)
+    return None if missing is not None else value
+
+
+def _shape(body: Any, dotted: str) -> str | None:
+    """Where the path stops and what is there instead (keys, never values: they may be PII), or
+    None when the path is there."""
+    stop, done, part = follow(body, dotted)
+    if part is None:
+        return None
+    at = ".".join(done) or "the top level"
+    if isinstance(stop, dict):
+        keys = ", ".join(list(map(str, stop))[:20]) or "none"
+        return f"no key {part!r} at {at}; keys there: {keys}"
+    kind = "a list" if isinstance(stop, list) else type(stop).__name__
+    return f"{at} is {kind}, not an object with {part!r}"
 
 
 class RestReader:
@@ -155,12 +149,13 @@ class RestReader:
                     f"source {self.name}: {url} did not answer JSON",
                     hint="check the URL; Headwater reads JSON APIs",
                 ) from exc
-            if src.records and not _has_path(body, src.records):
+            missing = _shape(body, src.records) if src.records else None
+            if missing:
                 if page_no > 0:  # a later page without the list: the end of the data
                     break
                 raise PermanentError(
                     f"source {self.name}: records path {src.records!r} is not in the response of "
-                    f"{src.method} {url} ({_shape(body, src.records)})",
+                    f"{src.method} {url} ({missing})",
                     hint="set records: to the dot path of the list of records in the response "
                     "(e.g. data.items), or remove it when the response is the list itself",
                 )
