@@ -3,6 +3,7 @@ steps run concurrently, and the run is recorded in the metadata store."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -12,6 +13,7 @@ from prefect.runtime import deployment, flow_run
 from headwater.connections import Connections
 from headwater.errors import HeadwaterError, SpecError
 from headwater.pipeline import PipelineRun
+from headwater.pipeline.driver import execute
 from headwater.pipeline.launch import record_refusal
 from headwater.settings import Settings
 from headwater.spec.loader import PipelineNotFound, find_pipeline
@@ -63,23 +65,18 @@ def detect_execution_type() -> str:
     return "triggered" if created_by and created_by.upper() == "AUTOMATION" else "manual"
 
 
-def orchestrate(run: PipelineRun) -> None:
-    """Submit steps as their inputs become ready; settle each as it finishes."""
-    futures: dict[PrefectFuture[Any], str] = {}
+class PrefectExecutor:
+    """The domain's driver (headwater.pipeline.driver) submits steps here: each is a Prefect task run
+    with the step's retry policy, so independent steps run at once and the UI shows every attempt."""
 
-    def submit_ready() -> None:
-        for name in run.ready(set(futures.values())):
-            futures[step_task(run, name).submit(run, name, run.inputs_of(name))] = name
+    def submit(self, run: PipelineRun, name: str, inputs: dict[str, Any]) -> PrefectFuture[Any]:
+        return step_task(run, name).submit(run, name, inputs)
 
-    submit_ready()
-    while futures:
-        done = next(iter(as_completed(list(futures))))
-        name = futures.pop(done)
-        try:
-            run.completed(name, done.result())
-        except Exception as exc:
-            run.failed(name, exc)
-        submit_ready()
+    def next_done(self, handles: Sequence[PrefectFuture[Any]]) -> PrefectFuture[Any]:
+        return next(iter(as_completed(list(handles))))
+
+    def outcome(self, handle: PrefectFuture[Any]) -> Any:
+        return handle.result()
 
 
 @flow(name="pipeline", flow_run_name="{pipeline}", persist_result=False, validate_parameters=True)
@@ -136,12 +133,7 @@ def pipeline_flow(
         run.start()
         for crashed in run.crashed_runs:
             logger.warning("earlier run %s never finished (its process is gone): marked crashed", crashed)
-        try:
-            orchestrate(run)
-            summary = run.finish()
-        except BaseException as exc:
-            summary = run.abort(exc)
-            raise
+        summary = execute(run, PrefectExecutor())
     finally:
         connections.dispose()
         store.dispose()

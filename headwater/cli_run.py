@@ -92,6 +92,12 @@ def supervised(argv: list[str], log: Path, *, verbose: bool) -> WorkerOutcome:
     if not env.get("PREFECT_API_URL"):
         from flows.api_server import start_temporary_api
 
+        print(
+            "starting a temporary Prefect API for this command (about 10 s; set PREFECT_API_URL to "
+            "use a running Prefect server)",
+            file=sys.stderr,
+            flush=True,
+        )
         api = start_temporary_api(log)
         env["PREFECT_API_URL"] = api.url
         env[TEMPORARY_API_ENV] = "1"  # it ends with this command: nothing to point people at

@@ -22,6 +22,12 @@ class TransientError(HeadwaterError):
         self.retry_after = retry_after
 
 
+def retryable(error: BaseException) -> bool:
+    """The one retry predicate, by exception type (never by message): the domain's driver and
+    Prefect's task retry condition both ask it."""
+    return isinstance(error, TransientError)
+
+
 class PermanentError(HeadwaterError):
     """Retrying cannot help: bad credentials, a missing table, a schema that cannot be reconciled."""
 

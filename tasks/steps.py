@@ -12,7 +12,7 @@ from prefect.runtime import task_run
 from prefect.states import State
 from prefect.utilities.annotations import NotSet
 
-from headwater.errors import TransientError
+from headwater.errors import retryable
 from headwater.pipeline import PipelineRun, StepResult
 
 
@@ -21,7 +21,7 @@ def only_transient(task: Task[Any, Any], run: TaskRun, state: State[Any]) -> boo
     error = state.data
     if not isinstance(error, BaseException):
         error = state.result(raise_on_failure=False)
-    return isinstance(error, TransientError)
+    return retryable(error)
 
 
 @task(cache_policy=NONE, persist_result=False)

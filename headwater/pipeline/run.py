@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 
 from headwater.connections import Connections, display_url
-from headwater.errors import DataQualityError, TransientError, UpstreamUnavailable
+from headwater.errors import DataQualityError, UpstreamUnavailable, retryable
 from headwater.load import WatermarkUpdate
 from headwater.pipeline import steps as run_steps
 from headwater.pipeline.monitor import ResourceMonitor
@@ -357,7 +357,7 @@ class PipelineRun:
 
     def will_retry(self, name: str, exc: BaseException, attempt: int) -> bool:
         policy = self.spec.retry_for(self.spec.step(name))
-        return isinstance(exc, TransientError) and attempt < policy.attempts
+        return retryable(exc) and attempt < policy.attempts
 
     def completed(self, name: str, result: StepResult) -> None:
         self.results[name] = result
