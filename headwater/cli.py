@@ -66,30 +66,6 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if problems else 0
 
 
-def _run_flow(
-    pipeline: str,
-    pipelines_dir: Path,
-    execution_type: str | None,
-    replay: bool = False,
-    params: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    from headwater.cli_run import run_flow
-
-    return run_flow(pipeline, pipelines_dir, execution_type, replay=replay, params=params)
-
-
-def _print_summary(result: dict[str, Any]) -> None:
-    print(f"{result['pipeline']}: {result['status']}  (run {result['run_id']})")
-    print(
-        f"  rows read {result['records_processed']}, inserted {result['records_inserted']}, "
-        f"updated {result['records_updated']}, retries {result['retry_count']}"
-    )
-    if result.get("failed_step"):
-        print(f"  failed at step {result['failed_step']}: {result['error_type']}: {result['error_message']}")
-    for warning in result.get("warnings") or []:
-        print(f"  warning: {warning}")
-
-
 def param_arg(text: str) -> tuple[str, str]:
     """`--param key=value`: the value stays text; the spec's declared type decides what it means."""
     key, sep, value = text.partition("=")
@@ -284,6 +260,7 @@ def demo_salt(settings: Settings) -> str | None:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from headwater.cli_run import run_flow
     from headwater.connections import display_url
 
     pipelines = Path(os.environ.get("HEADWATER_PIPELINES") or examples_dir())
@@ -298,7 +275,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     rows, failed = [], False
     for name in names:
         start = time.monotonic()
-        result = _run_flow(name, pipelines, "manual")
+        result = run_flow(name, pipelines, "manual")
         failed |= result["status"] == "failed"
         rows.append(
             (
@@ -349,14 +326,22 @@ def _warehouse_engines(pipeline: str, settings: Settings, pipelines_dir: str | N
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
+    from headwater.cli_run import print_run, run_flow
     from headwater.load.quarantine import count_quarantined, read_quarantined
+    from headwater.store import Store
 
     engines = _warehouse_engines(args.pipeline, settings, args.pipelines)
     if args.action == "replay":
         before = {t: count_quarantined(e, args.pipeline, t) for t, e in engines.items()}
-        result = _run_flow(args.pipeline, Path(args.pipelines or settings.pipelines_dir), None, replay=True)
+        result = run_flow(args.pipeline, Path(args.pipelines or settings.pipelines_dir), None, replay=True)
         after = {t: count_quarantined(e, args.pipeline, t) for t, e in engines.items()}
-        _print_summary(result)
+        store = Store(settings.database_url)
+        try:
+            run = store.run(result["run_id"])
+        finally:
+            store.dispose()
+        if run is not None:  # it is: the flow recorded it
+            print_run(run)
         for target, count in before.items():
             moved = count - after[target]
             print(

@@ -29,13 +29,18 @@ PII_COLUMN = re.compile(
 )
 
 
+def mask_known(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every known secret value (4 characters or more) replaced by ***."""
+    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Mask URL passwords, bearer tokens, known secret values, emails, phone numbers and SSNs."""
     out = _DRIVER_DETAIL.sub("", text)  # SQLAlchemy appends the statement and its parameters: row data
     out = _VALUE_LIST.sub(r"\1[…]", out)  # Polars lists the values that failed: row data
-    out = _URL_PASSWORD.sub(r"\1***\3", out)
-    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
-        out = out.replace(secret, "***")
+    out = mask_known(_URL_PASSWORD.sub(r"\1***\3", out), secrets)
     out = _BEARER.sub(r"\1\2***", out)
     out = _SSN.sub("***-**-****", out)
     out = _EMAIL.sub(r"\1***@\2", out)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from headwater.errors import SpecError
+from headwater.redact import mask_known
 from headwater.spec.checks import step_order
 from headwater.spec.loader import LoadedSpec, PipelineNotFound, find_pipeline, spec_path_for
 from headwater.store.store import Store
@@ -47,7 +48,8 @@ def record_refusal(
         name,
         spec_path=path,
         error_type="SpecError",
-        error_message=_without(str(exc), secrets or set()),
+        error_message=mask_known(str(exc), secrets or set()),  # not redact(): a spec problem
+        # never repeats a secret (the loader sees to it), and the PII patterns would mask the fix's words
         execution_type=execution_type,
         run_id=run_id,
         parameters=params,
@@ -88,11 +90,3 @@ def prepare_run(
         run_id=run_id,
     )
     return run_id, loaded
-
-
-def _without(text: str, secrets: set[str]) -> str:
-    """A spec problem never repeats a secret's value (the loader makes sure); known secrets are
-    masked all the same. (Not the PII patterns of `redact`: they would mask the fix's own words.)"""
-    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text

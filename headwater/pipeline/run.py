@@ -80,6 +80,8 @@ class PipelineRun:
         self.halted = False
         self.started_at: datetime | None = None
         self.attempts: dict[str, int] = {}
+        self.checks: list[dict[str, Any]] = []
+        """The quality checks this run recorded (its score is made from them)."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -254,6 +256,7 @@ class PipelineRun:
             )
         if rules:
             self.store.record_quality(self.spec.name, self.run_id, rules, checks)
+            self.checks.extend(checks)
 
     def _load_step_for(self, extract: str) -> LoadStep | None:
         loads = downstream_loads(self.loaded, extract)
@@ -409,7 +412,7 @@ class PipelineRun:
                 summary.records_quarantined += result.load.quarantined
         from headwater.quality.score import explain
 
-        summary.quality_score = explain(self.store.quality_checks(self.run_id)).score
+        summary.quality_score = explain(self.checks).score
         summary.records_failed = summary.records_quarantined
         for name, result in failed:
             summary.warnings.append(f"step {name} failed: {result.error_type}: {result.error}")

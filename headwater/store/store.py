@@ -219,8 +219,7 @@ class Store:
     def mark_crashed(self, pipeline: str) -> list[str]:
         """Runs of `pipeline` still 'running' whose process on this host is gone: mark them crashed."""
         host = socket.gethostname()
-        crashed = []
-        with self.writer.begin() as conn:
+        with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(
                     pipeline_executions.c.id,
@@ -232,26 +231,12 @@ class Store:
                     pipeline_executions.c.hostname == host,
                 )
             ).all()
-            for row in rows:
-                if _alive(row.pid, row.process_started_at):
-                    continue
-                crashed.append(row.id)
-                conn.execute(
-                    sa.update(pipeline_executions)
-                    .where(pipeline_executions.c.id == row.id)
-                    .values(
-                        status="crashed",
-                        ended_at=now(),
-                        error_type="Crashed",
-                        error_message=f"process {row.pid} on {host} ended without finishing the run",
-                    )
-                )
-                conn.execute(
-                    sa.update(step_executions)
-                    .where(step_executions.c.execution_id == row.id, step_executions.c.status == "running")
-                    .values(status="crashed", ended_at=now())
-                )
-        return crashed
+        return [
+            row.id
+            for row in rows
+            if not _alive(row.pid, row.process_started_at)
+            and self.mark_run_crashed(row.id, f"process {row.pid} on {host} ended without finishing the run")
+        ]
 
     def start_run(
         self,
