@@ -34,6 +34,7 @@ _BADGE = {
     "running": "blue",
     "failed": "red",
     "crashed": "violet",
+    "skipped": "gray",
     "retrying": "orange",
     "critical": "red",
     "error": "red",

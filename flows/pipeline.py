@@ -9,12 +9,15 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import deployment, flow_run
+from prefect.states import Completed
 
 from headwater.connections import Connections
+from headwater.deploy import EVENT_PREFIX, pipeline_resource
 from headwater.errors import HeadwaterError, SpecError
 from headwater.pipeline import PipelineRun
 from headwater.pipeline.driver import execute
 from headwater.pipeline.launch import record_refusal
+from headwater.pipeline.preconditions import APPLIES_TO, unmet
 from headwater.settings import Settings
 from headwater.spec.loader import PipelineNotFound, find_pipeline
 from headwater.store import Store
@@ -31,6 +34,24 @@ class PipelineRunFailed(HeadwaterError):
             f"pipeline {pipeline} failed at step {summary.get('failed_step')}: "
             f"{summary.get('error_type')}: {summary.get('error_message')}"
         )
+
+
+def emit_outcome(pipeline: str, status: str, payload: dict[str, Any]) -> None:
+    """`headwater.pipeline.<status>` on resource `headwater.pipeline.<name>`: what deployment triggers
+    of downstream pipelines match (headwater.deploy), and anyone's automations may."""
+    from prefect.events import emit_event
+
+    related = []
+    if flow_run.id:
+        related.append(
+            {"prefect.resource.id": f"prefect.flow-run.{flow_run.id}", "prefect.resource.role": "flow-run"}
+        )
+    emit_event(
+        event=f"{EVENT_PREFIX}{status}",
+        resource={"prefect.resource.id": pipeline_resource(pipeline), "prefect.resource.name": pipeline},
+        related=related,
+        payload=payload,
+    )
 
 
 def load_database_url(name: str) -> str:
@@ -120,11 +141,41 @@ def pipeline_flow(
     connections = Connections(
         settings.warehouse_url, database_block=load_database_url, secret_block=load_rest_token
     )
+    kind = execution_type or detect_execution_type()
+    if not replay and kind in APPLIES_TO and loaded.spec.when is not None:
+        reason, skipped = None, None
+        try:
+            reason = unmet(loaded, store, connections)
+            if reason is not None:
+                skipped = store.record_skipped_run(
+                    store.register_pipeline(loaded, settings.warehouse_url),
+                    pipeline,
+                    reason,
+                    execution_type=kind,
+                    run_id=run_id,
+                    flow_run_id=str(flow_run.id) if flow_run.id else None,
+                )
+        except BaseException:
+            connections.dispose()
+            store.dispose()
+            raise
+        if reason is not None:
+            connections.dispose()
+            store.dispose()
+            logger.info("%s skipped: %s", pipeline, reason)
+            emit_outcome(pipeline, "skipped", {"run_id": skipped, "reason": reason})
+            # a Completed state named Skipped: its event is prefect.flow-run.Skipped, so a run that
+            # changed nothing triggers nothing downstream
+            return Completed(  # type: ignore[return-value]
+                name="Skipped",
+                message=reason,
+                data={"run_id": skipped, "pipeline": pipeline, "status": "skipped", "reason": reason},
+            )
     run = PipelineRun(
         loaded,
         store,
         connections,
-        execution_type=execution_type or detect_execution_type(),
+        execution_type=kind,
         replay=replay,
         flow_run_id=str(flow_run.id) if flow_run.id else None,
         run_id=run_id,
@@ -145,6 +196,17 @@ def pipeline_flow(
         summary.records_processed,
         summary.records_inserted,
         summary.records_updated,
+    )
+    emit_outcome(
+        pipeline,
+        summary.status,
+        {
+            "run_id": run.run_id,
+            "execution_type": kind,
+            "records_processed": summary.records_processed,
+            "records_inserted": summary.records_inserted,
+            "records_updated": summary.records_updated,
+        },
     )
     notify_alerts(run.run_id, run.flow_run_id, settings, connections.secrets)
     if summary.status == "failed":

@@ -1,10 +1,21 @@
-"""One flow per example pipeline, named after it: the entrypoints of the deployments in prefect.yaml.
-(A test checks that every spec in pipelines/ has its line here and a deployment.)"""
+"""The one entrypoint of every deployment: `flows.pipelines.<pipeline>` is the pipeline flow named
+after that pipeline, made on demand for any spec in the pipelines folder. No per-pipeline code:
+adding a pipeline is adding its spec (see headwater.deploy)."""
 
-from flows.pipeline import flow_for
+from __future__ import annotations
 
-flights_daily = flow_for("flights_daily")
-vendor_prices = flow_for("vendor_prices")
-carrier_monthly = flow_for("carrier_monthly")
-claims_deidentified = flow_for("claims_deidentified")
-flights_clean = flow_for("flights_clean")
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    from flows.pipeline import flow_for
+    from headwater.settings import Settings
+    from headwater.spec.loader import PipelineNotFound, spec_path_for
+
+    try:
+        spec_path_for(Settings.from_env().pipelines_dir, name)
+    except PipelineNotFound as exc:
+        raise AttributeError(f"no pipeline named {name!r}: {exc}") from None
+    return flow_for(name)

@@ -492,6 +492,11 @@ def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
         "--theme.base=light",
         "--theme.primaryColor=#0b6e99",
     ]
+    from headwater.services import running_api_url
+
+    if not os.environ.get("PREFECT_API_URL") and (url := running_api_url(settings)):
+        os.environ["PREFECT_API_URL"] = url  # `headwater up` runs: run now and pause go through it
+        print(f"  through the Prefect server `headwater up` runs: {url}")
     sys.stdout.flush()
     os.execv(sys.executable, command)
     return 0  # not reached
@@ -634,6 +639,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_console)
     p = sub.add_parser("demo", help="run the example pipelines on the embedded SQLite defaults")
     p.set_defaults(func=cmd_demo)
+    from headwater import cli_backfill, cli_deploy, cli_services
+
+    cli_backfill.add_parsers(sub, PIPELINES_HELP)
+    cli_deploy.add_parsers(sub, PIPELINES_HELP)
+    cli_services.add_parsers(sub, PIPELINES_HELP)
     return parser
 
 
@@ -659,6 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     # a temporary Prefect server started for this process sends no usage telemetry
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     settings = Settings.from_env()
@@ -668,6 +679,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if supervise and not is_worker():
         return _supervised_command(argv, settings, args.command)
     try:
+        if getattr(args, "takes_table", False):
+            return int(args.func(args, settings, table))
         return int(args.func(args, settings))
     except SpecError as exc:
         if verbose:

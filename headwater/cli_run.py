@@ -85,16 +85,25 @@ def supervised(argv: list[str], log: Path, *, verbose: bool) -> WorkerOutcome:
     """Run `argv` as a watched worker, with its output in `log` (or here, `verbose`). Without a
     Prefect API in the environment, a temporary one is started for it from here, so that it ends
     with this command whatever happens to the worker."""
-    from headwater.supervise import run_worker
+    from headwater.services import env_with_server, run_in_runner, runner_for
+    from headwater.supervise import WORKER_ENV, run_worker
 
-    env = worker_env()
+    settings = Settings.from_env()
+    env = env_with_server(settings, worker_env())  # `headwater up`'s server, when it runs
+    runner = runner_for(settings, env)
+    if runner is not None and argv[1:3] == ["-m", "headwater.cli"]:
+        # a fork of up's warm runner: no interpreter start, no imports
+        with log.open("ab") as out:
+            fd = out.fileno()
+            fds = (1, 2) if verbose else (fd, fd)
+            return run_in_runner(runner, argv[3:], {**env, WORKER_ENV: "1"}, *fds)
     api = None
     if not env.get("PREFECT_API_URL"):
         from flows.api_server import start_temporary_api
 
         print(
-            "starting a temporary Prefect API for this command (about 10 s; set PREFECT_API_URL to "
-            "use a running Prefect server)",
+            "starting a temporary Prefect API for this command (about 10 s; `headwater up` keeps "
+            "one running, or set PREFECT_API_URL to use a Prefect server)",
             file=sys.stderr,
             flush=True,
         )

@@ -10,7 +10,7 @@ import streamlit as st
 from console import auth, data
 from console import components as c
 
-STATUSES = ["completed", "completed_with_warnings", "running", "failed", "crashed"]
+STATUSES = ["completed", "completed_with_warnings", "running", "failed", "crashed", "skipped"]
 
 st.title("Runs")
 

@@ -146,6 +146,37 @@ def read_sql(
     return ExtractResult(frame, watermark=new_mark, metrics=metrics)
 
 
+def has_rows_past(
+    name: str,
+    source: SqlSource,
+    connections: Connections,
+    watermark: Any,
+    default: ConnectionRef | None = None,
+) -> bool:
+    """Whether the source has a row past `watermark` (one row fetched: a precondition, not a read)."""
+    engine = connections.engine(source.connection or default)
+    where = engine.url.render_as_string(hide_password=True)
+    cursor = source.incremental.cursor if source.incremental else None
+    try:
+        if source.query is not None:
+            plan = _query_plan(name, source, engine, cursor, watermark)
+            text = plan.statement
+            assert isinstance(text, sa.TextClause)
+            stmt: sa.Executable = sa.select(sa.literal(1)).select_from(text.columns().subquery("p")).limit(1)
+        else:
+            plan = _table_plan(name, source, engine, cursor, watermark, where)
+            assert isinstance(plan.statement, sa.Select)
+            stmt = plan.statement.limit(1)
+        with engine.connect() as conn:
+            return conn.execute(stmt).first() is not None
+    except SQLAlchemyError as exc:
+        if is_transient(exc):
+            raise TransientError(f"source {name}: cannot read {where}: {first_line(exc)}") from exc
+        raise PermanentError(
+            f"source {name}: cannot check for new rows at {where}: {first_line(exc)}"
+        ) from exc
+
+
 # ------------------------------------------------------------------ statements
 
 

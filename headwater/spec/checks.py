@@ -159,6 +159,20 @@ def check_spec(loaded: LoadedSpec, *, validating: bool = False) -> list[SpecProb
                 f"unknown time zone {spec.schedule.timezone!r}",
                 "use an IANA name such as Europe/London or America/New_York",
             )
+    if spec.triggers and spec.name in spec.triggers.after:
+        i = spec.triggers.after.index(spec.name)
+        add(("triggers", "after", i), "a pipeline cannot trigger itself", "remove it")
+    if spec.when and spec.when.new_rows is not None:
+        found = spec.sources.get(spec.when.new_rows)
+        if not isinstance(found, SqlSource) or found.incremental is None:
+            incremental = [n for n, s in spec.sources.items() if isinstance(s, SqlSource) and s.incremental]
+            add(
+                ("when", "new_rows"),
+                f"{spec.when.new_rows!r} is not an incremental SQL source of this pipeline",
+                f"use one of: {', '.join(incremental)}"
+                if incremental
+                else "give a sql source an incremental cursor, or drop new_rows",
+            )
     if not problems:  # the structure is sound: follow the columns through it
         from headwater.spec.schemas import schema_problems
 

@@ -3,6 +3,8 @@ line, field path and a hint. Secrets are refused as literals and never echoed ba
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -80,6 +82,12 @@ class LoadedSpec:
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    @property
+    def digest(self) -> str:
+        """The spec's hash: what it says, not how it is written (comments and layout do not count)."""
+        doc = self.spec.model_dump(mode="json", by_alias=True)
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
     def line(self, *loc: str | int) -> int | None:
         return _nearest_line(self.lines, loc)

@@ -476,6 +476,71 @@ class Schedule(Strict):
         return self
 
 
+class Triggers(Strict):
+    """Run after other pipelines complete (a Prefect deployment trigger on their flow runs)."""
+
+    after: list[Annotated[str, Field(pattern=_NAME)]] = Field(
+        ..., min_length=1, description="Pipelines whose completed runs start this one."
+    )
+    require: Literal["any", "all"] = Field(
+        "any", description="any: after each completed run of one of them; all: once every one has completed."
+    )
+    within: Duration = Field(
+        86400.0, description="With require: all, how close together their runs must complete (e.g. '6h')."
+    )
+
+    @field_validator("within", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Triggers:
+        if len(set(self.after)) != len(self.after):
+            raise ValueError("after: a pipeline is named twice")
+        return self
+
+
+class Fresher(Strict):
+    """The upstream table changed since this pipeline last ran."""
+
+    table: str = Field(..., min_length=1, description="A table in the pipeline's warehouse.")
+    column: str | None = Field(
+        None,
+        description="A timestamp column of it: fresher when its latest value is past the last run's "
+        "start. None: when a Headwater run last loaded the table.",
+    )
+
+
+class Preconditions(Strict):
+    """What must be true for a scheduled or triggered run to do anything; otherwise the run is recorded
+    `skipped` with the reason. All given conditions must hold. A manual run or a backfill ignores them."""
+
+    new_files: str | None = Field(
+        None, description="A glob (from the spec's folder): a matching file changed since the last run."
+    )
+    new_rows: str | None = Field(
+        None, description="An incremental SQL source: it has rows past its watermark."
+    )
+    fresher: Fresher | None = Field(None, description="An upstream table fresher than the last run.")
+
+    @model_validator(mode="after")
+    def _some(self) -> Preconditions:
+        if self.new_files is None and self.new_rows is None and self.fresher is None:
+            raise ValueError("give at least one of new_files, new_rows, fresher")
+        return self
+
+
+class WorkPool(Strict):
+    """Where the pipeline's runs go: a Prefect work pool and queue; workers of that pool run them."""
+
+    name: str = Field("headwater", min_length=1, description="The work pool (a process pool by default).")
+    queue: str = Field("default", min_length=1, description="The work queue in the pool.")
+    priority: int | None = Field(
+        None, ge=1, description="The queue's priority in its pool (1 is served first); None: as it is."
+    )
+
+
 AlertOn = Literal["failure", "warning", "success"]
 
 
@@ -501,6 +566,12 @@ class PipelineSpec(Strict):
     steps: list[Step] = Field(..., min_length=1)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     schedule: Schedule | None = None
+    triggers: Triggers | None = None
+    when: Preconditions | None = None
+    concurrency: int | None = Field(
+        1, ge=1, description="Most runs of this pipeline at once (more wait their turn); null: no limit."
+    )
+    work_pool: WorkPool = Field(default_factory=WorkPool)
     alerts: AlertSettings | None = None
     pii: list[str] = Field(default_factory=list, description="Extra columns masked in samples.")
     samples: int = Field(5, ge=0, le=100, description="Rows kept per step as a masked sample (0: none).")

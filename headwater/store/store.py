@@ -3,8 +3,6 @@ a record that says how far it got."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import socket
 import uuid
@@ -32,7 +30,8 @@ from headwater.store.tables import (
     step_executions,
 )
 
-RUN_STATUSES = ("running", "completed", "completed_with_warnings", "failed", "crashed")
+RUN_STATUSES = ("running", "completed", "completed_with_warnings", "failed", "crashed", "skipped")
+"""skipped: a scheduled or triggered run whose precondition (the spec's `when:`) did not hold."""
 ACTIVE = ("running",)
 
 
@@ -120,8 +119,7 @@ class Store:
     def register_pipeline(self, loaded: LoadedSpec, warehouse_url: str) -> int:
         """Upsert the pipeline and replace its steps, sources and destinations with the spec's."""
         spec = loaded.spec
-        doc = spec.model_dump(mode="json", by_alias=True)  # hashed only, never stored
-        digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+        digest = loaded.digest
         values = {
             "pipeline_type": spec.type,
             "description": spec.description,
@@ -359,6 +357,58 @@ class Store:
                 )
             )
         return run_id
+
+    def record_skipped_run(
+        self,
+        pipeline_id: int,
+        pipeline: str,
+        reason: str,
+        *,
+        execution_type: str,
+        run_id: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> str:
+        """A scheduled or triggered run that had nothing to do: recorded `skipped`, the reason as its
+        one warning (a run recorded `running` under `run_id` already is closed that way)."""
+        run_id = run_id or str(uuid.uuid4())
+        host, pid, started = _process_identity()
+        stamp = now()
+        values = {
+            "pipeline_id": pipeline_id,
+            "pipeline_name": pipeline,
+            "flow_run_id": flow_run_id,
+            "execution_type": execution_type,
+            "status": "skipped",
+            "ended_at": stamp,
+            "duration_seconds": 0.0,
+            "warnings": [reason],
+            "hostname": host,
+            "pid": pid,
+            "process_started_at": started,
+        }
+        with self.writer.begin() as conn:
+            if conn.execute(
+                sa.update(pipeline_executions)
+                .where(pipeline_executions.c.id == run_id, pipeline_executions.c.status == "running")
+                .values(values)
+            ).rowcount:
+                conn.execute(sa.delete(step_executions).where(step_executions.c.execution_id == run_id))
+                return run_id
+            conn.execute(sa.insert(pipeline_executions).values(id=run_id, started_at=stamp, **values))
+        return run_id
+
+    def last_success_start(self, pipeline: str) -> datetime | None:
+        """When the pipeline's latest completed run (with or without warnings) started."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.max(pipeline_executions.c.started_at)).where(
+                    pipeline_executions.c.pipeline_name == pipeline,
+                    pipeline_executions.c.status.in_(("completed", "completed_with_warnings")),
+                )
+            ).scalar()
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value  # type: ignore[no-any-return]
 
     def mark_run_crashed(self, run_id: str, reason: str) -> bool:
         """The process running `run_id` ended without finishing it (killed, crashed): say so, with

@@ -316,9 +316,7 @@ console_sessions = sa.Table(
     metadata,
     # sha256 of the token the browser holds: the token itself is never stored
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column(
-        "user_id", sa.Integer, sa.ForeignKey("console_users.id", ondelete="CASCADE"), nullable=False
-    ),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("console_users.id", ondelete="CASCADE"), nullable=False),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("last_seen_at", TS, nullable=False),
     sa.Column("expires_at", TS, nullable=False),

@@ -68,17 +68,19 @@ def overview(engine: sa.Engine, now: datetime) -> Overview:
             ),
             {"pipeline_name": pl.String, "started_at": UTC_TS, "quality_score": pl.Float64},
         )
-        alerts: dict[str, int] = dict(
-            conn.execute(
+        alerts: dict[str, int] = {
+            status: int(count)
+            for status, count in conn.execute(
                 sa.select(alert_instances.c.status, sa.func.count())
                 .where(alert_instances.c.status.in_(ACTIVE_ALERTS))
                 .group_by(alert_instances.c.status)
             ).all()
-        )
+        }
 
     def success(since: datetime, until: datetime) -> tuple[int, float | None]:
         window = recent.filter(
-            pl.col("started_at").is_between(since, until, closed="left"), pl.col("status") != "running"
+            pl.col("started_at").is_between(since, until, closed="left"),
+            ~pl.col("status").is_in(["running", "skipped"]),  # skipped: nothing to do, not a success
         )
         return window.height, rate(window.filter(pl.col("status").is_in(OK)).height, window.height)
 

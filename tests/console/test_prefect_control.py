@@ -24,7 +24,7 @@ from tests.console.test_pages import as_json, clean, frame, rows
 
 pytestmark = [pytest.mark.prefect, sqlite_only]
 PREFECT = str(Path(sys.executable).parent / "prefect")
-POOL = "headwater-process"
+POOL = "headwater"
 
 
 def _prefect(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

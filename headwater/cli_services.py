@@ -1,0 +1,98 @@
+"""`headwater up`, `down`, `status` (see headwater.services)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from headwater.settings import Settings
+
+Table = Callable[[Sequence[Sequence[Any]], Sequence[str]], str]
+
+
+def _print_state(state: dict[str, Any], table: Table) -> None:
+    print(f"Prefect API  {state.get('api_url')}" + ("  (external)" if state.get("external_api") else ""))
+    if state.get("ui_url"):
+        print(f"Prefect UI   {state['ui_url']}")
+    if state.get("console_url"):
+        print(f"console      {state['console_url']}")
+    rows = [
+        (c["name"], c["pid"], "alive" if c.get("alive", True) else "DEAD", c["log"])
+        for c in state["children"]
+    ]
+    print(table([("supervisor", state["supervisor_pid"], "alive", ""), *rows], ["process", "pid", "", "log"]))
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings, table: Table) -> int:
+    from headwater.services import UpConfig, read_state, up
+
+    if read_state(settings) is not None:
+        print(f"already up for {settings.home}:")
+    else:
+        print(f"starting Headwater for {settings.home} (the first start sets up Prefect's database: ~1 min)")
+    config = UpConfig(
+        workers=args.workers,
+        console=not args.no_console,
+        port=args.port,
+        console_port=args.console_port,
+        pipelines_dir=Path(args.pipelines).resolve() if args.pipelines else None,
+    )
+    state = up(settings, config)
+    _print_state(state, table)
+    if state.get("deploy_exit") == 2:
+        print(f"some specs were not deployed: see {settings.home / 'logs' / 'deploy.log'}")
+    print("stop it all with: headwater down")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings, table: Table) -> int:
+    from headwater.services import down
+
+    pids = down(settings)
+    if not pids:
+        print(f"nothing is up for {settings.home}")
+        return 0
+    print(f"stopped {len(pids)} processes: {', '.join(str(p) for p in pids)}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings, table: Table) -> int:
+    from headwater.services import status
+
+    state = status(settings)
+    if not state["up"]:
+        print(f"down: nothing runs for {settings.home} (start with: headwater up)")
+        return 3
+    _print_state(state, table)
+    print(f"API healthy: {'yes' if state.get('api_healthy') else 'NO ' + state.get('api_error', '')}")
+    if state.get("deployments") is not None:
+        print(
+            table(
+                [(name, "paused" if paused else "active") for name, paused in state["deployments"]],
+                ["deployment", "schedule"],
+            )
+        )
+    if state.get("workers") is not None:
+        print(table(state["workers"], ["pool", "worker", "status"]))
+    dead = [c["name"] for c in state["children"] if not c["alive"]]
+    return 1 if dead or not state.get("api_healthy") else 0
+
+
+def add_parsers(sub: Any, pipelines_help: str) -> None:
+    p = sub.add_parser("up", help="start Headwater always-on: Prefect server, deployments, workers, console")
+    p.add_argument("--workers", type=int, default=2, help="process workers per work pool (default 2)")
+    p.add_argument(
+        "--port", type=int, default=4200, help="the Prefect server's port (default 4200, else a free one)"
+    )
+    p.add_argument(
+        "--console-port", type=int, default=8501, help="the console's port (default 8501, else a free one)"
+    )
+    p.add_argument("--no-console", action="store_true", help="do not serve the console")
+    p.add_argument("--pipelines", help=pipelines_help)
+    p.set_defaults(func=cmd_up, takes_table=True)
+    p = sub.add_parser("down", help="stop everything `headwater up` started")
+    p.set_defaults(func=cmd_down, takes_table=True)
+    p = sub.add_parser("status", help="what `headwater up` runs, and whether it is healthy")
+    p.set_defaults(func=cmd_status, takes_table=True)
