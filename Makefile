@@ -26,6 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check headwater flows tasks blocks console tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 console: $(STAMP)
 	$(BIN)/headwater console
@@ -34,4 +35,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/etl.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

@@ -7,27 +7,15 @@ made when missing (process pools), and a queue's priority set as a spec asks."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from headwater.deploy import MANAGED_TAG, DeploymentPlan
+from headwater.deploy import MANAGED_TAG, DeploymentPlan, DeployReport
 from headwater.spec.loader import peek_name, spec_files
 
 REMOVED = "(spec removed: paused by headwater deploy) "
 """The description of a deployment paused because its spec is gone; deploying the spec again resumes it."""
-
-
-@dataclass
-class DeployReport:
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    paused: list[str] = field(default_factory=list)
-    """Deployments whose spec is gone."""
-    pools: list[str] = field(default_factory=list)
-    """Work pools made because a spec named them."""
 
 
 def _schedules(plan: DeploymentPlan) -> list[Any]:

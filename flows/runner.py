@@ -21,8 +21,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import flows.adapter  # what headwater.orchestration finds by name
 import flows.pipeline  # noqa: F401  (the point: imported once, here, before any fork)
-import headwater.cli  # noqa: F401
+import headwater.cli
+import headwater.orchestration  # noqa: F401
 
 
 def _child(request: dict[str, Any], fds: list[int]) -> None:

@@ -83,6 +83,19 @@ trigger service holds its later state events back (waiting for the missing one) 
 UPSTREAM_DONE = [f"{EVENT_PREFIX}completed", f"{EVENT_PREFIX}completed_with_warnings"]
 
 
+@dataclass
+class DeployReport:
+    """What applying the plans to the orchestrator did (flows/deploy.py: `apply_plans`)."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    paused: list[str] = field(default_factory=list)
+    """Deployments whose spec is gone."""
+    pools: list[str] = field(default_factory=list)
+    """Work pools made because a spec named them."""
+
+
 def pipeline_resource(pipeline: str) -> str:
     return f"{EVENT_PREFIX}{pipeline}"
 

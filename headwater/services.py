@@ -118,6 +118,8 @@ class UpConfig:
     port: int = 4200
     console_port: int = 8501
     pipelines_dir: Path | None = None
+    host: str = "127.0.0.1"
+    """Where the Prefect server listens: 0.0.0.0 lets workers on other hosts reach it."""
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes] | None, timeout: float, log_path: Path) -> None:
@@ -216,7 +218,7 @@ class Supervisor:
                     "server",
                     "start",
                     "--host",
-                    "127.0.0.1",
+                    self.config.host,
                     "--port",
                     str(port),
                 ],
@@ -399,6 +401,8 @@ def up(settings: Settings, config: UpConfig, timeout: float = 240.0) -> dict[str
     ]
     if not config.console:
         argv.append("--no-console")
+    if config.host != "127.0.0.1":
+        argv += ["--host", config.host]
     if config.pipelines_dir:
         argv += ["--pipelines", str(config.pipelines_dir)]
     with log_path.open("ab") as out:
@@ -487,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--console-port", type=int, default=8501)
     parser.add_argument("--no-console", action="store_true")
     parser.add_argument("--pipelines")
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
     config = UpConfig(
         workers=args.workers,
@@ -494,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         console_port=args.console_port,
         pipelines_dir=Path(args.pipelines).resolve() if args.pipelines else None,
+        host=args.host,
     )
     return serve(config)
 

@@ -8,15 +8,13 @@ import argparse
 import getpass
 import os
 import sys
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from headwater.cli.common import PIPELINES_HELP, table
 from headwater.errors import PermanentError, SpecError
 from headwater.settings import Settings
-
-Table = Callable[[Sequence[Sequence[Any]], Sequence[str]], str]
 
 
 def use_server(settings: Settings) -> str:
@@ -34,7 +32,7 @@ def use_server(settings: Settings) -> str:
     return url
 
 
-def cmd_deploy(args: argparse.Namespace, settings: Settings, table: Table) -> int:
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.deploy import all_plans, prefect_yaml, upstream_of
 
     folder = Path(args.pipelines).resolve() if args.pipelines else settings.pipelines_dir
@@ -49,9 +47,9 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, table: Table) -> in
         return 0
     plans, problems = all_plans(folder)
     url = use_server(settings)
-    from flows.deploy import apply_plans
+    from headwater.orchestration import orchestration
 
-    report = apply_plans(plans, folder, prune=not args.keep_removed)
+    report = orchestration().apply_plans(plans, folder, prune=not args.keep_removed)
     by_name = {p.pipeline: p for p in plans}
     rows = []
     for what, names in (
@@ -87,7 +85,7 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, table: Table) -> in
     return 0
 
 
-def cmd_pause(args: argparse.Namespace, settings: Settings, table: Table) -> int:
+def cmd_pause(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.access.audit import AuditEntry, record
     from headwater.access.roles import Action
     from headwater.store import Store
@@ -98,12 +96,12 @@ def cmd_pause(args: argparse.Namespace, settings: Settings, table: Table) -> int
     store = Store(settings.database_url).migrate()
     try:
         url = use_server(settings)
-        from flows.control import PrefectOrchestrator
         from headwater.control import LocalOrchestrator
+        from headwater.orchestration import orchestration
 
-        orchestrator = PrefectOrchestrator(url, LocalOrchestrator(settings.home, settings.pipelines_dir))
+        orchestrator, local = orchestration(), LocalOrchestrator(settings.home, settings.pipelines_dir)
         try:
-            orchestrator.set_paused(args.pipeline, paused)
+            orchestrator.set_paused(url, local, args.pipeline, paused)
         except Exception as exc:
             record(
                 store.engine,
@@ -124,9 +122,9 @@ def cmd_pause(args: argparse.Namespace, settings: Settings, table: Table) -> int
     return 0
 
 
-def add_parsers(sub: Any, pipelines_help: str) -> None:
+def add_parsers(sub: Any) -> None:
     p = sub.add_parser("deploy", help="make every spec a Prefect deployment (schedule, triggers, pool)")
-    p.add_argument("--pipelines", help=pipelines_help)
+    p.add_argument("--pipelines", help=PIPELINES_HELP)
     p.add_argument(
         "--keep-removed",
         action="store_true",
@@ -137,8 +135,8 @@ def add_parsers(sub: Any, pipelines_help: str) -> None:
         metavar="PATH",
         help="write the deployments as a prefect.yaml (for `prefect deploy --all`) instead of deploying",
     )
-    p.set_defaults(func=cmd_deploy, takes_table=True)
+    p.set_defaults(func=cmd_deploy)
     for verb, text in (("pause", "stop a pipeline's schedule"), ("resume", "restart a pipeline's schedule")):
         p = sub.add_parser(verb, help=f"{text} (its deployment on the Prefect server; audited)")
         p.add_argument("pipeline", help="the pipeline's name")
-        p.set_defaults(func=cmd_pause, takes_table=True)
+        p.set_defaults(func=cmd_pause)

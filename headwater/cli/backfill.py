@@ -10,16 +10,14 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from headwater.backfill import Partition, Progress, check_backfillable, completed, partitions, summary
+from headwater.cli.common import PIPELINES_HELP, supervised_command, table
 from headwater.errors import PermanentError
 from headwater.settings import Settings
-
-Table = Callable[[Sequence[Sequence[Any]], Sequence[str]], str]
 
 
 def _day(text: str) -> date:
@@ -29,7 +27,7 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date: give YYYY-MM-DD") from None
 
 
-def cmd_backfill(args: argparse.Namespace, settings: Settings, table: Table) -> int:
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.services import running_api_url
     from headwater.spec.loader import find_pipeline
     from headwater.store import Store
@@ -57,13 +55,11 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings, table: Table) -> 
     deployment = None
     if url and not is_worker():
         os.environ["PREFECT_API_URL"] = url
-        from flows.backfill import deployment_id
+        from headwater.orchestration import orchestration
 
-        deployment = deployment_id(args.pipeline)
+        deployment = orchestration().deployment_id(args.pipeline)
     if deployment is None and not is_worker():
-        from headwater.cli import _supervised_command
-
-        return _supervised_command(args.argv, settings, "backfill")
+        return supervised_command(args.argv, settings, "backfill")
     print(
         f"{args.pipeline}: backfill {key}, {len(parts)} partitions every {args.every}, "
         f"{len(done)} already completed, {len(pending)} to run"
@@ -94,7 +90,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings, table: Table) -> 
 def _here(
     args: argparse.Namespace, folder: Path, pending: list[Partition], progress: Progress
 ) -> dict[Partition, tuple[str, str | None]]:
-    from headwater.cli_run import run_flow
+    from headwater.cli.run import run_flow
 
     results: dict[Partition, tuple[str, str | None]] = {}
     for part in pending:
@@ -118,9 +114,10 @@ def _on_server(
     key: str,
     progress: Progress,
 ) -> dict[Partition, tuple[str, str | None]]:
-    from flows.backfill import finished, submit
+    from headwater.orchestration import orchestration
     from headwater.store import Store
 
+    orchestrator = orchestration()
     store = Store(settings.database_url)
     queue = list(pending)
     in_flight: dict[str, tuple[Partition, str]] = {}
@@ -130,8 +127,9 @@ def _on_server(
             while queue and len(in_flight) < args.parallel:
                 part = queue.pop(0)
                 run_id = str(uuid.uuid4())
-                in_flight[submit(deployment, args.pipeline, part.params(), run_id, key)] = (part, run_id)
-            for flow_run_id, state in finished(list(in_flight)).items():
+                submitted = orchestrator.submit(deployment, args.pipeline, part.params(), run_id, key)
+                in_flight[submitted] = (part, run_id)
+            for flow_run_id, state in orchestrator.finished(list(in_flight)).items():
                 part, run_id = in_flight.pop(flow_run_id)
                 record = store.run(run_id)
                 status = record["status"] if record else state.lower()
@@ -143,7 +141,7 @@ def _on_server(
     return results
 
 
-def add_parsers(sub: Any, pipelines_help: str) -> None:
+def add_parsers(sub: Any) -> None:
     p = sub.add_parser("backfill", help="run a pipeline once per date partition of a range (resumable)")
     p.add_argument("pipeline", help="the pipeline's name; its spec takes params window_start and window_end")
     p.add_argument("--from", dest="start", type=_day, required=True, help="first day (YYYY-MM-DD)")
@@ -152,5 +150,5 @@ def add_parsers(sub: Any, pipelines_help: str) -> None:
     p.add_argument(
         "--parallel", type=int, default=4, help="with a server: partitions in flight at once (default 4)"
     )
-    p.add_argument("--pipelines", help=pipelines_help)
-    p.set_defaults(func=cmd_backfill, takes_table=True)
+    p.add_argument("--pipelines", help=PIPELINES_HELP)
+    p.set_defaults(func=cmd_backfill)

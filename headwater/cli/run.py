@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from headwater.cli.common import PIPELINES_HELP, param_arg
 from headwater.settings import Settings
 
 if TYPE_CHECKING:
@@ -37,31 +38,23 @@ def run_flow(
     run_id: str | None = None,
 ) -> dict[str, Any]:
     """Run the pipeline's flow in this process: the run's summary (a failed run's too)."""
-    from flows.pipeline import PipelineRunFailed, flow_for
+    from headwater.orchestration import orchestration
 
-    try:
-        return flow_for(pipeline)(  # type: ignore[no-any-return]
-            pipeline=pipeline,
-            execution_type=execution_type,
-            pipelines_dir=str(pipelines_dir),
-            replay=replay,
-            params=params,
-            run_id=run_id,
-        )
-    except PipelineRunFailed as exc:
-        return exc.summary
+    return orchestration().run_pipeline(
+        pipeline, pipelines_dir, execution_type, replay=replay, params=params, run_id=run_id
+    )
 
 
 def worker_env() -> dict[str, str]:
     """The environment for a worker: ours, plus the Prefect API this process talks to when it was
     set in Prefect's settings rather than the environment (e.g. a test harness)."""
     env = dict(os.environ)
-    if "prefect.settings" in sys.modules and not env.get("PREFECT_API_URL"):
-        from prefect.settings import PREFECT_API_URL
+    if not env.get("PREFECT_API_URL"):
+        from headwater.orchestration import settings_api_url
 
-        url = PREFECT_API_URL.value()
+        url = settings_api_url()  # None unless Prefect's settings are loaded in this process
         if url:
-            env["PREFECT_API_URL"] = str(url)
+            env["PREFECT_API_URL"] = url
     return env
 
 
@@ -99,7 +92,7 @@ def supervised(argv: list[str], log: Path, *, verbose: bool) -> WorkerOutcome:
             return run_in_runner(runner, argv[3:], {**env, WORKER_ENV: "1"}, *fds)
     api = None
     if not env.get("PREFECT_API_URL"):
-        from flows.api_server import start_temporary_api
+        from headwater.orchestration import orchestration
 
         print(
             "starting a temporary Prefect API for this command (about 10 s; `headwater up` keeps "
@@ -107,7 +100,7 @@ def supervised(argv: list[str], log: Path, *, verbose: bool) -> WorkerOutcome:
             file=sys.stderr,
             flush=True,
         )
-        api = start_temporary_api(log)
+        api = orchestration().start_temporary_api(log)
         env["PREFECT_API_URL"] = api.url
         env[TEMPORARY_API_ENV] = "1"  # it ends with this command: nothing to point people at
     try:
@@ -192,3 +185,29 @@ def print_run(run: dict[str, Any], *, verbose: bool = False, log: Path | None = 
         print(f"  warning: {warning}")
     if log is not None and run["status"] not in ("completed",):
         print(f"  details: headwater runs --run {run['id'][:8]}   log: {log}")
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("run", help="run one pipeline now and print its summary")
+    p.add_argument("pipeline", help="the pipeline's name (its spec's name:)")
+    p.add_argument("--pipelines", help=PIPELINES_HELP)
+    p.add_argument(
+        "--execution-type",
+        choices=["manual", "scheduled", "triggered", "retry"],
+        help="how the run is recorded (default: manual)",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        type=param_arg,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a value for a parameter the spec declares (repeatable); the rest take their defaults",
+    )
+    p.add_argument(
+        "--run-id", help="record the run under this id (a UUID), e.g. to link to it before it ends"
+    )
+    p.add_argument(
+        "--verbose", action="store_true", help="stream the run's log (Prefect's, with tracebacks) here"
+    )
+    p.set_defaults(func=cmd_run)

@@ -7,14 +7,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from headwater.cli.common import table
 from headwater.errors import PermanentError
 from headwater.settings import Settings
-
-Table = Callable[[Sequence[Sequence[Any]], Sequence[str]], str]
 
 
 def matchers_text(matchers: dict[str, str]) -> str:
@@ -62,7 +60,7 @@ def _audit(
     )
 
 
-def cmd_alerts(args: argparse.Namespace, settings: Settings, table: Table) -> int:
+def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.access.roles import Action
     from headwater.alerting.engine import history, mtta_mttr
     from headwater.store import Store
@@ -146,3 +144,28 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings, table: Table) -> in
         return 0
     finally:
         store.dispose()
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("alerts", help="alerts: list, history, ack, resolve, silence, tick")
+    p.add_argument(
+        "action",
+        choices=["list", "history", "ack", "resolve", "silence", "tick"],
+        help="list open alerts; history with MTTA/MTTR; ack or resolve one; silence some; tick: "
+        "send escalations and released holds",
+    )
+    p.add_argument(
+        "id", nargs="?", type=int, help="with ack/resolve: the alert's id (see: headwater alerts list)"
+    )
+    p.add_argument("--pipeline", help="with list/history: only this pipeline's alerts")
+    p.add_argument("--by", help="who acts (default: the login name)")
+    p.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="KEY=PATTERN",
+        help="with silence: pipeline=, rule= or severity= (globs such as flights_*); repeatable",
+    )
+    p.add_argument("--hours", type=float, default=4.0, help="with silence: how long (default 4)")
+    p.add_argument("--reason", help="with silence: why, for the audit log and the console")
+    p.set_defaults(func=cmd_alerts)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from headwater.cli.common import PIPELINES_HELP, table
 from headwater.settings import Settings
 
-Table = Callable[[Sequence[Sequence[Any]], Sequence[str]], str]
 
-
-def _print_state(state: dict[str, Any], table: Table) -> None:
+def _print_state(state: dict[str, Any]) -> None:
     print(f"Prefect API  {state.get('api_url')}" + ("  (external)" if state.get("external_api") else ""))
     if state.get("ui_url"):
         print(f"Prefect UI   {state['ui_url']}")
@@ -25,7 +23,7 @@ def _print_state(state: dict[str, Any], table: Table) -> None:
     print(table([("supervisor", state["supervisor_pid"], "alive", ""), *rows], ["process", "pid", "", "log"]))
 
 
-def cmd_up(args: argparse.Namespace, settings: Settings, table: Table) -> int:
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.services import UpConfig, read_state, up
 
     if read_state(settings) is not None:
@@ -38,16 +36,17 @@ def cmd_up(args: argparse.Namespace, settings: Settings, table: Table) -> int:
         port=args.port,
         console_port=args.console_port,
         pipelines_dir=Path(args.pipelines).resolve() if args.pipelines else None,
+        host=args.host,
     )
     state = up(settings, config)
-    _print_state(state, table)
+    _print_state(state)
     if state.get("deploy_exit") == 2:
         print(f"some specs were not deployed: see {settings.home / 'logs' / 'deploy.log'}")
     print("stop it all with: headwater down")
     return 0
 
 
-def cmd_down(args: argparse.Namespace, settings: Settings, table: Table) -> int:
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.services import down
 
     pids = down(settings)
@@ -58,14 +57,14 @@ def cmd_down(args: argparse.Namespace, settings: Settings, table: Table) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace, settings: Settings, table: Table) -> int:
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.services import status
 
     state = status(settings)
     if not state["up"]:
         print(f"down: nothing runs for {settings.home} (start with: headwater up)")
         return 3
-    _print_state(state, table)
+    _print_state(state)
     print(f"API healthy: {'yes' if state.get('api_healthy') else 'NO ' + state.get('api_error', '')}")
     if state.get("deployments") is not None:
         print(
@@ -80,7 +79,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings, table: Table) -> in
     return 1 if dead or not state.get("api_healthy") else 0
 
 
-def add_parsers(sub: Any, pipelines_help: str) -> None:
+def add_parsers(sub: Any) -> None:
     p = sub.add_parser("up", help="start Headwater always-on: Prefect server, deployments, workers, console")
     p.add_argument("--workers", type=int, default=2, help="process workers per work pool (default 2)")
     p.add_argument(
@@ -90,9 +89,14 @@ def add_parsers(sub: Any, pipelines_help: str) -> None:
         "--console-port", type=int, default=8501, help="the console's port (default 8501, else a free one)"
     )
     p.add_argument("--no-console", action="store_true", help="do not serve the console")
-    p.add_argument("--pipelines", help=pipelines_help)
-    p.set_defaults(func=cmd_up, takes_table=True)
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="where the Prefect server listens (default 127.0.0.1; 0.0.0.0 for workers on other hosts)",
+    )
+    p.add_argument("--pipelines", help=PIPELINES_HELP)
+    p.set_defaults(func=cmd_up)
     p = sub.add_parser("down", help="stop everything `headwater up` started")
-    p.set_defaults(func=cmd_down, takes_table=True)
+    p.set_defaults(func=cmd_down)
     p = sub.add_parser("status", help="what `headwater up` runs, and whether it is healthy")
-    p.set_defaults(func=cmd_status, takes_table=True)
+    p.set_defaults(func=cmd_status)
