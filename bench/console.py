@@ -106,7 +106,7 @@ def run_examples(specs: Path) -> None:
                 kwargs = {"pipelines_dir": str(specs), "execution_type": "manual", "params": params}
                 result = flow_for(name)(pipeline=name, **kwargs)
             except PipelineRunFailed as exc:
-                result = exc.summary
+                result = exc.outcome.as_dict()
             print(f"  {name}{' (broken feed)' if params else ''}: {result['status']} ({ms(mark):,.0f} ms)")
             if (result["status"] == "failed") != bool(params):
                 raise RuntimeError(f"{name} ended {result['status']}: {result}")

@@ -37,7 +37,7 @@ class PrefectOrchestration:
                 run_id=run_id,
             )
         except PipelineRunFailed as exc:
-            return exc.summary
+            return exc.outcome.as_dict()
 
     def start_temporary_api(self, log: Path | None = None) -> TemporaryApi:
         from flows.api_server import start_temporary_api

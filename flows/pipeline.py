@@ -17,6 +17,7 @@ from headwater.errors import HeadwaterError, SpecError
 from headwater.pipeline import PipelineRun
 from headwater.pipeline.driver import execute
 from headwater.pipeline.launch import record_refusal
+from headwater.pipeline.outcome import RunOutcome
 from headwater.pipeline.preconditions import APPLIES_TO, unmet
 from headwater.settings import Settings
 from headwater.spec.loader import PipelineNotFound, find_pipeline
@@ -26,13 +27,13 @@ from tasks.steps import step_task
 
 
 class PipelineRunFailed(HeadwaterError):
-    """The run ended `failed`: the Prefect flow run fails too."""
+    """The run ended `failed`: the Prefect flow run fails too. Carries the run's typed outcome."""
 
-    def __init__(self, pipeline: str, summary: dict[str, Any]) -> None:
-        self.pipeline, self.summary = pipeline, summary
+    def __init__(self, outcome: RunOutcome) -> None:
+        self.outcome = outcome
+        s = outcome.summary
         super().__init__(
-            f"pipeline {pipeline} failed at step {summary.get('failed_step')}: "
-            f"{summary.get('error_type')}: {summary.get('error_message')}"
+            f"pipeline {outcome.pipeline} failed at step {s.failed_step}: {s.error_type}: {s.error_message}"
         )
 
 
@@ -184,11 +185,11 @@ def pipeline_flow(
         run.start()
         for crashed in run.crashed_runs:
             logger.warning("earlier run %s never finished (its process is gone): marked crashed", crashed)
-        summary = execute(run, PrefectExecutor())
+        outcome = run.outcome(execute(run, PrefectExecutor()))
     finally:
         connections.dispose()
         store.dispose()
-    result = {"run_id": run.run_id, "pipeline": pipeline, **summary.__dict__}
+    summary = outcome.summary
     logger.info(
         "%s %s: %d rows read, %d inserted, %d updated",
         pipeline,
@@ -208,10 +209,10 @@ def pipeline_flow(
             "records_updated": summary.records_updated,
         },
     )
-    notify_alerts(run.run_id, run.flow_run_id, settings, connections.secrets)
-    if summary.status == "failed":
-        raise PipelineRunFailed(pipeline, result)
-    return result
+    notify_alerts(outcome, settings, connections.secrets)
+    if outcome.failed:
+        raise PipelineRunFailed(outcome)
+    return outcome.as_dict()
 
 
 def flow_for(pipeline: str) -> Any:

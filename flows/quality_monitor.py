@@ -15,9 +15,8 @@ from headwater.settings import Settings
 @flow(name="quality_monitor", persist_result=False)
 def quality_monitor(history_runs: int = 500) -> dict[str, Any]:
     """Retrain the anomaly models; tick the alert engine when alerts are configured."""
-    from headwater.anomaly.detector import NotEnoughHistory, train
-    from headwater.anomaly.features import features_from_store
-    from headwater.anomaly.persist import save_model
+    from headwater.anomaly.detector import NotEnoughHistory
+    from headwater.anomaly.models import retrain
     from headwater.store import Store
     from headwater.store.tables import data_pipelines
 
@@ -31,10 +30,10 @@ def quality_monitor(history_runs: int = 500) -> dict[str, Any]:
             pipelines = [r.name for r in conn.execute(data_pipelines.select())]
         for pipeline in pipelines:
             try:
-                model = train(features_from_store(store, pipeline, limit=history_runs), pipeline=pipeline)
+                model = retrain(store, pipeline, models, history_runs=history_runs)
             except NotEnoughHistory:
                 continue
-            trained[pipeline] = save_model(model, models).version or 0
+            trained[pipeline] = model.version or 0
         sent = 0
         if settings.alerts_dir is not None:
             from headwater.alerting import AlertEngine, load_channels, load_rules

@@ -74,7 +74,7 @@ def run_flow(pipeline: str, pipelines_dir: Path | str, **params: Any) -> dict[st
     try:
         return flow_for(pipeline)(pipeline=pipeline, pipelines_dir=str(pipelines_dir), **params)
     except PipelineRunFailed as exc:
-        return exc.summary
+        return exc.outcome.as_dict()
 
 
 @pytest.fixture

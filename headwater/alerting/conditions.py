@@ -100,6 +100,34 @@ class QuarantineRateOver(_Condition):
         return f"quarantine_rate_over:{self.quarantine_rate_over:g}"
 
 
+class RunWarned(_Condition):
+    run_warned: Literal[True] = Field(description="fires when the run completed with warnings")
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        if facts.status != "completed_with_warnings":
+            return []
+        return [f"run completed with warnings: {w}" for w in facts.warnings] or [
+            "run completed with warnings"
+        ]
+
+    def key(self) -> str:
+        return "run_warned"
+
+
+class RunSucceeded(_Condition):
+    run_succeeded: Literal[True] = Field(
+        description="fires when the run completed (with or without warnings)"
+    )
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        if facts.status not in ("completed", "completed_with_warnings"):
+            return []
+        return [f"run {facts.status}: {facts.records_loaded} rows loaded"]
+
+    def key(self) -> str:
+        return "run_succeeded"
+
+
 class AnomalyDetected(_Condition):
     anomaly_detected: Literal[True] = Field(description="fires when the run reports an anomaly")
 
@@ -150,6 +178,8 @@ class AnyOf(_Condition):
 
 _KINDS = {
     "run_failed": "run_failed",
+    "run_warned": "run_warned",
+    "run_succeeded": "run_succeeded",
     "duration_over_seconds": "duration_over_seconds",
     "quality_score_below": "quality_score_below",
     "quality_rule_failing": "quality_rule_failing",
@@ -170,6 +200,8 @@ def _condition_kind(value: Any) -> str | None:
 
 Condition = Annotated[
     Annotated[RunFailed, Tag("run_failed")]
+    | Annotated[RunWarned, Tag("run_warned")]
+    | Annotated[RunSucceeded, Tag("run_succeeded")]
     | Annotated[DurationOver, Tag("duration_over_seconds")]
     | Annotated[QualityBelow, Tag("quality_score_below")]
     | Annotated[QualityRuleFailing, Tag("quality_rule_failing")]
@@ -181,7 +213,8 @@ Condition = Annotated[
     Discriminator(
         _condition_kind,
         custom_error_type="unknown_condition",
-        custom_error_message="not a condition: use one of run_failed, duration_over_seconds, "
+        custom_error_message="not a condition: use one of run_failed, run_warned, run_succeeded, "
+        "duration_over_seconds, "
         "quality_score_below, quality_rule_failing, quarantine_rate_over, anomaly_detected, "
         "table + not_loaded_for_hours, all, any",
     ),

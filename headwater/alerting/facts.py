@@ -33,6 +33,9 @@ class RunFacts:
     top_hint: str | None = None
     last_loaded: dict[str, datetime] = field(default_factory=dict)
     """Table -> when it was last loaded (any pipeline), for freshness rules."""
+    warnings: list[str] = field(default_factory=list)
+    owner: str | None = None
+    """Who owns the pipeline (its spec's alerts.owner, else owner), named in messages."""
 
     @property
     def failed(self) -> bool:
@@ -70,4 +73,5 @@ def facts_from_store(store: Any, run_id: str, links: dict[str, str] | None = Non
         links=dict(links or {}),
         top_hint=hint,
         last_loaded=last,
+        warnings=list(run.get("warnings") or []),
     )

@@ -29,6 +29,7 @@ def run_details(facts: RunFacts, fired: list[str]) -> dict[str, Any]:
         },
         "links": dict(facts.links),
         "hint": facts.top_hint,
+        "owner": facts.owner,
     }
 
 
@@ -55,7 +56,10 @@ def alert_message(
     headline = "; ".join(f.split(" — ")[0] for i in instances for f in i["details"]["fired"][:1])
     prefix = "ESCALATED " if kind == "escalation" else ""
     title = f"[{prefix}{severity.upper()}] {pipeline}: {headline} (run {run['run_id']})"
-    lines = [f"Pipeline {pipeline}, run {run['run_id']} ({run['status']})", "", "What happened:"]
+    lines = [f"Pipeline {pipeline}, run {run['run_id']} ({run['status']})"]
+    if details.get("owner"):
+        lines.append(f"Owner: {details['owner']}")
+    lines += ["", "What happened:"]
     for inst in instances:
         for fired in inst["details"]["fired"]:
             lines.append(f"- [{inst['severity']}] {inst['rule_name']}: {fired}")

@@ -17,6 +17,7 @@ from headwater.errors import DataQualityError, UpstreamUnavailable, retryable
 from headwater.load import WatermarkUpdate
 from headwater.pipeline import steps as run_steps
 from headwater.pipeline.monitor import ResourceMonitor
+from headwater.pipeline.outcome import RunOutcome
 from headwater.redact import masked_sample, redact
 from headwater.spec.checks import downstream_loads, step_order
 from headwater.spec.loader import LoadedSpec
@@ -426,6 +427,25 @@ class PipelineRun:
             summary.cpu_seconds = self.monitor.cpu_seconds()
         self.store.finish_run(self.run_id, summary)
         return summary
+
+    def outcome(self, summary: RunSummary) -> RunOutcome:
+        """The finished run as one typed value (see headwater.pipeline.outcome)."""
+        failing = [c for c in self.checks if not c.get("success")]
+        duration = None
+        if self.started_at is not None:
+            duration = (datetime.now(UTC) - self.started_at).total_seconds()
+        return RunOutcome(
+            run_id=self.run_id,
+            pipeline=self.spec.name,
+            execution_type=self.execution_type,
+            summary=summary,
+            duration_seconds=duration,
+            flow_run_id=self.flow_run_id,
+            failed_rules={str(c["rule_name"]): int(c.get("records_failed") or 0) for c in failing},
+            top_hint=next((str(c["remediation"]) for c in failing if c.get("remediation")), None),
+            owner=self.spec.owner,
+            alerts=self.spec.alerts,
+        )
 
     def abort(self, exc: BaseException) -> RunSummary:
         """The orchestration itself failed (not a step): record the run failed with that error."""

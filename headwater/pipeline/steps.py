@@ -247,7 +247,42 @@ def run_load(
 
 
 def run_notify(env: StepEnv, step: NotifyStep, frame: pl.DataFrame | None) -> StepOutput:
+    """Send the step's message to its channels (channels.yaml under HEADWATER_ALERTS), retried by the
+    delivery policy; with no channels named, the message is only logged. `{pipeline}`, `{rows}` and
+    `{run_id}` in the message are filled in; secrets and PII are masked before it leaves."""
+    from headwater.errors import PermanentError
+    from headwater.settings import Settings
+
     rows = frame.height if frame is not None else 0
-    message = step.message.replace("{pipeline}", env.spec.name).replace("{rows}", str(rows))
+    message = (
+        step.message.replace("{pipeline}", env.spec.name)
+        .replace("{rows}", str(rows))
+        .replace("{run_id}", env.run_id)
+    )
     log.info("notify %s: %s", ",".join(step.channels) or "(log)", message)
-    return StepOutput(frame, rows, metrics={"message": message, "channels": step.channels})
+    if not step.channels:
+        return StepOutput(frame, rows, metrics={"message": message, "channels": []})
+    alerts_dir = Settings.from_env().alerts_dir
+    if alerts_dir is None:
+        raise PermanentError(
+            f"notify step {step.name} names channels {', '.join(step.channels)}, "
+            "but HEADWATER_ALERTS is not set",
+            hint="set HEADWATER_ALERTS to the folder with channels.yaml, or drop channels: to only log",
+        )
+    from headwater.alerting.config import load_channels
+    from headwater.alerting.delivery import AppriseDeliverer
+
+    channels = load_channels(alerts_dir / "channels.yaml")
+    unknown = [c for c in step.channels if c not in channels.channels]
+    if unknown:
+        raise PermanentError(
+            f"notify step {step.name}: no channel {', '.join(unknown)} in {alerts_dir / 'channels.yaml'}",
+            hint=f"use one of: {', '.join(sorted(channels.channels))}",
+        )
+    secrets = set(env.connections.secrets)
+    title = redact(f"[{env.spec.name}] {step.name}", secrets)
+    body = redact(message, secrets)
+    deliverer = AppriseDeliverer(channels.delivery.attempts, channels.delivery.backoff_seconds)
+    for name in step.channels:
+        deliverer.send(name, channels.channels[name].url, title, body)
+    return StepOutput(frame, rows, metrics={"message": body, "channels": list(step.channels)})

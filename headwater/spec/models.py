@@ -549,10 +549,19 @@ def _on_failure() -> list[AlertOn]:
 
 
 class AlertSettings(Strict):
-    """Placeholder for alert routing: which channels hear about which outcomes."""
+    """This pipeline's own alerts, through the alert engine (HEADWATER_ALERTS): which outcomes, to
+    which channels of channels.yaml, owned by whom. Added to the rules of rules.yaml, not instead."""
 
-    channels: list[str] = Field(default_factory=list)
-    on: list[AlertOn] = Field(default_factory=_on_failure)
+    owner: str | None = Field(
+        None, description="Who answers for them, named in every message (default: owner)."
+    )
+    channels: list[str] = Field(
+        default_factory=list, description="Channel names in channels.yaml; none: the severity's channels."
+    )
+    on: list[AlertOn] = Field(
+        default_factory=_on_failure,
+        description="failure (critical), warning (a run completed with warnings), success (info).",
+    )
 
 
 class PipelineSpec(Strict):

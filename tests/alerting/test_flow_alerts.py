@@ -100,3 +100,54 @@ def test_failure_alerts_once_and_success_resolves(
     assert main(["alerts", "history"]) == 0
     history = capsys.readouterr().out
     assert "resolved" in history and "(1 acknowledged)" in history and "(1 resolved)" in history
+
+
+OWNED = """\
+name: vendors_owned
+owner: wedding-data
+alerts: {owner: pricing-team, channels: [ops-webhook], on: [failure, success]}
+sources:
+  feed: {kind: file, path: data/vendor_prices.csv}
+steps:
+  - {name: extract_feed, type: extract, source: feed}
+  - name: load_vendors
+    type: load
+    depends_on: [extract_feed]
+    destination: {table: vendors_owned, mode: overwrite}
+  - name: tell_sales
+    type: notify
+    depends_on: [load_vendors]
+    message: "{pipeline} loaded {rows} rows (run {run_id})"
+    channels: [oncall-email]
+"""
+
+
+def test_the_specs_alerts_and_notify_steps_deliver(
+    hw_env: Settings,
+    spec_dir: Path,
+    prefect_api: str,
+    mailbox: Mailbox,
+    webhook: Webhook,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The spec's `alerts:` adds this pipeline's own rules (owner, channels, outcomes) to rules.yaml's;
+    a notify step sends its message to the channels it names."""
+    configure(tmp_path / "alerts", mailbox, webhook)
+    monkeypatch.setenv("HEADWATER_ALERTS", str(tmp_path / "alerts"))
+    (spec_dir / "vendors_owned.yaml").write_text(OWNED)
+
+    result = run_flow("vendors_owned", spec_dir)
+    assert result["status"] == "completed"
+    # the notify step: one email, the message with its placeholders filled in
+    (mail,) = mailbox.messages
+    assert f"vendors_owned loaded 12 rows (run {result['run_id']})" in Mailbox.text(mail)
+    # the spec's on-success rule: info, to the spec's channel only, naming the owner
+    (post,) = webhook.at("hook")
+    assert "[INFO] vendors_owned" in post["title"]
+    assert "vendors_owned.on-success" in post["message"] and "Owner: pricing-team" in post["message"]
+    store = Store(hw_env.database_url)
+    with store.engine.connect() as conn:
+        rules = [r[0] for r in conn.exec_driver_sql("SELECT rule_name FROM alert_instances")]
+    store.dispose()
+    assert rules == ["vendors_owned.on-success"]

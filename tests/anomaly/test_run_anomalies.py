@@ -8,9 +8,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from headwater.anomaly.models import anomalies_of
 from headwater.store import Store
 from headwater.store.tables import data_pipelines, pipeline_executions
-from tasks.alerts import anomalies
 
 
 def add_run(store: Store, i: int, rows: int, start: datetime) -> str:
@@ -62,7 +62,8 @@ def seed_history(store: Store, runs: int) -> tuple[datetime, list[str]]:
 def test_sixty_percent_drop_is_flagged_and_normal_runs_are_not(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 's.db'}").migrate()
     now, ids = seed_history(store, 30)
-    assert all(anomalies(store, "daily_sync", run_id) == [] for run_id in ids[20:])
+    models = tmp_path / "models"
+    assert all(anomalies_of(store, "daily_sync", run_id, models) == [] for run_id in ids[20:])
     dropped = add_run(store, 30, 4_000, now + timedelta(days=30))
-    (explanation,) = anomalies(store, "daily_sync", dropped)
+    (explanation,) = anomalies_of(store, "daily_sync", dropped, models)
     assert "rows_out" in explanation and "4000" in explanation.replace(",", "")

@@ -1,0 +1,90 @@
+"""After a run: its outcome through the alert engine. The rules are rules.yaml's plus the ones the
+pipeline's spec asks for (`alerts: {on: [failure, warning, success], channels, owner}`); the facts are
+the run's typed outcome (nothing read back from the store but the other tables' last loads, for
+freshness rules); anomalies come from the pipeline's saved model (headwater.anomaly.models)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from headwater.alerting.config import AlertRule, AlertRules, Channels, load_channels, load_rules
+from headwater.pipeline.outcome import RunOutcome
+from headwater.settings import Settings
+from headwater.store.store import Store, aware
+
+log = logging.getLogger(__name__)
+_ON = {
+    "failure": ("critical", {"run_failed": True}),
+    "warning": ("warning", {"run_warned": True}),
+    "success": ("info", {"run_succeeded": True}),
+}
+
+
+def spec_rules(outcome: RunOutcome, channels: Channels) -> list[AlertRule]:
+    """The pipeline's own rules from its spec's `alerts:`; a channel name channels.yaml lacks is
+    logged and left out (the rule then goes to the severity's channels if none is left)."""
+    if outcome.alerts is None:
+        return []
+    wanted = list(outcome.alerts.channels)
+    unknown = [c for c in wanted if c not in channels.channels]
+    if unknown:
+        log.error(
+            "%s: alerts.channels names %s, not in channels.yaml (known: %s): left out",
+            outcome.pipeline,
+            ", ".join(unknown),
+            ", ".join(sorted(channels.channels)),
+        )
+    known = [c for c in wanted if c in channels.channels]
+    rules = []
+    for on in outcome.alerts.on:
+        severity, when = _ON[on]
+        rules.append(
+            AlertRule.model_validate(
+                {
+                    "name": f"{outcome.pipeline}.on-{on}",
+                    "pipeline": outcome.pipeline,
+                    "severity": severity,
+                    "when": when,
+                    "channels": known or None,
+                }
+            )
+        )
+    return rules
+
+
+def alert_on(
+    outcome: RunOutcome,
+    settings: Settings,
+    store: Store,
+    *,
+    secrets: set[str],
+    links: Mapping[str, str],
+    deliverer: Any = None,
+) -> list[Any]:
+    """The deliveries made for this run (none when HEADWATER_ALERTS is not set)."""
+    from headwater.alerting.engine import AlertEngine
+
+    if settings.alerts_dir is None:
+        if outcome.alerts is not None:
+            log.warning(
+                "%s: the spec declares alerts, but HEADWATER_ALERTS is not set: no channel to send them to",
+                outcome.pipeline,
+            )
+        return []
+    channels = load_channels(settings.alerts_dir / "channels.yaml")
+    base = load_rules(settings.alerts_dir / "rules.yaml", channels)
+    rules = AlertRules(
+        severity_channels=base.severity_channels, rules=[*base.rules, *spec_rules(outcome, channels)]
+    )
+    last = {
+        d["table_name"]: aware(d["last_loaded"]) for d in store.last_loads() if d["last_loaded"] is not None
+    }
+    facts = outcome.facts(dict(links), last)
+    from headwater.anomaly.models import anomalies_of
+
+    facts.anomalies = anomalies_of(store, outcome.pipeline, outcome.run_id, settings.home / "models")
+    engine = AlertEngine(store.engine, channels, rules, deliver=deliverer, secrets=secrets)
+    return list(engine.process_run(facts, datetime.now(UTC)))
