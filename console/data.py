@@ -304,7 +304,7 @@ def warehouse_engine(pipeline: str) -> sa.Engine:
     s = settings()
     loaded = spec(pipeline)
     load = next((st_ for st_ in loaded.spec.steps if isinstance(st_, LoadStep)), None)
-    ref = (load.destination.warehouse if load else None) or loaded.spec.warehouse
+    ref = loaded.spec.warehouse_of(load) if load else loaded.spec.warehouse
     return _connections(s.warehouse_url, s.prefect_api_url).engine(ref)
 
 

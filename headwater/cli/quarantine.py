@@ -19,7 +19,7 @@ def _warehouse_engines(pipeline: str, settings: Settings, pipelines_dir: str | N
     loaded = find_pipeline(pipelines_dir or settings.pipelines_dir, pipeline)
     connections = Connections(settings.warehouse_url)
     return {
-        s.destination.table: connections.engine(s.destination.warehouse or loaded.spec.warehouse)
+        s.destination.table: connections.engine(loaded.spec.warehouse_of(s))
         for s in loaded.spec.steps
         if isinstance(s, LoadStep)
     }

@@ -61,7 +61,7 @@ def _new_rows(loaded: LoadedSpec, source_name: str, connections: Connections) ->
     load = _load_of(loaded, source_name)
     if not isinstance(source, SqlSource) or source.incremental is None or load is None:
         return None  # the spec checks refuse this; nothing to gate on
-    warehouse = connections.engine(load.destination.warehouse or loaded.spec.warehouse)
+    warehouse = connections.engine(loaded.spec.warehouse_of(load))
     mark = read_watermark(warehouse, loaded.spec.name, source_name)
     if mark is None:
         return None  # never loaded: everything is new

@@ -113,7 +113,7 @@ class PipelineRun:
         from headwater.pipeline.replay import replay_inputs, skipped_for_replay
 
         engines = {
-            s.name: self.connections.engine(s.destination.warehouse or self.spec.warehouse)
+            s.name: self.connections.engine(self.spec.warehouse_of(s))
             for s in self.spec.steps
             if isinstance(s, LoadStep)
         }
@@ -479,7 +479,7 @@ class PipelineRun:
         return display_url(self.connections.url(ref))
 
     def _lineage_rows(self, step: LoadStep, frame: pl.DataFrame, lineage: Lineage) -> list[dict[str, Any]]:
-        target = self._warehouse_label(step.destination.warehouse or self.spec.warehouse)
+        target = self._warehouse_label(self.spec.warehouse_of(step))
         rows = []
         for column in frame.columns:
             lin = lineage.get(column)

@@ -72,7 +72,7 @@ def run_extract(env: StepEnv, step: ExtractStep, load_step: LoadStep | None) -> 
     source = env.spec.sources[step.source]
     watermark = None
     if isinstance(source, SqlSource) and source.incremental and load_step is not None:
-        engine = env.connections.engine(load_step.destination.warehouse or env.spec.warehouse)
+        engine = env.connections.engine(env.spec.warehouse_of(load_step))
         watermark = read_watermark(engine, env.spec.name, step.source)
     result = extract_source(
         step.source,
@@ -202,7 +202,7 @@ def run_load(
     watermarks: list[WatermarkUpdate],
     quarantine: list[pl.DataFrame] | None = None,
 ) -> StepOutput:
-    engine = env.connections.engine(step.destination.warehouse or env.spec.warehouse)
+    engine = env.connections.engine(env.spec.warehouse_of(step))
     replayed = None
     if QUARANTINE_ID in frame.columns:  # a replay: these rows leave quarantine with this load
         replayed = frame[QUARANTINE_ID].to_list()

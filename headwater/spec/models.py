@@ -596,3 +596,8 @@ class PipelineSpec(Strict):
 
     def retry_for(self, step: StepBase) -> RetryPolicy:
         return step.retry or self.retry
+
+    def warehouse_of(self, load: LoadStep) -> ConnectionRef | None:
+        """The one answer to "where does this load write": its destination's warehouse, else the
+        pipeline's; None means the process default (HEADWATER_WAREHOUSE_URL)."""
+        return load.destination.warehouse or self.warehouse

@@ -192,7 +192,7 @@ class Store:
             dests = []
             for s in spec.steps:
                 if isinstance(s, LoadStep):
-                    ref = s.destination.warehouse or spec.warehouse
+                    ref = spec.warehouse_of(s)
                     where = (
                         f"block:{ref.block}"
                         if ref and ref.block
