@@ -131,7 +131,7 @@ def main() -> int:
             deadline = time.monotonic() + 1800
             while time.monotonic() < deadline:
                 runs = client.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=500
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=200
                 )
                 final = [
                     r

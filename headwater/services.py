@@ -188,6 +188,9 @@ class Supervisor:
 
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
+        from headwater.store import Store
+
+        Store(self.settings.database_url).migrate().dispose()  # the sweep reads it from the start
         set_subreaper(True)  # what the children leave behind (flow-run processes) is ours to end
         api_url = os.environ.get("PREFECT_API_URL")
         self.state = {
@@ -288,9 +291,28 @@ class Supervisor:
         plans, _ = all_plans(self.config.pipelines_dir or self.settings.pipelines_dir)
         return sorted({p.work_pool for p in plans} | {DEFAULT_POOL})
 
-    def watch(self) -> None:
-        """Restart a child that died (at most 5 times in 5 minutes), until told to stop."""
+    def sweep(self) -> None:
+        """Runs on this host whose process died (a flow-run process killed, the OOM killer): marked
+        `crashed` now, not only when the pipeline next runs."""
+        from headwater.store import Store
+
+        store = Store(self.settings.database_url)
+        try:
+            for run_id in store.mark_crashed():
+                log.warning("run %s: its process is gone; marked crashed", run_id)
+        except Exception as exc:  # the store may be mid-migration or unreachable: next sweep
+            log.warning("could not sweep for crashed runs: %s", exc)
+        finally:
+            store.dispose()
+
+    def watch(self, sweep_every: float = 10.0) -> None:
+        """Restart a child that died (at most 5 times in 5 minutes), sweep for runs whose process
+        died, until told to stop."""
+        last_sweep = 0.0
         while not self.stopping:
+            if time.monotonic() - last_sweep >= sweep_every:
+                self.sweep()
+                last_sweep = time.monotonic()
             for child in self.children:
                 if child.proc is not None and child.proc.poll() is not None and not self.stopping:
                     now = time.monotonic()

@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 from headwater.settings import Settings
 from headwater.store import Store
 from tests.conftest import run_flow
+from tests.http_json import reply_json
 
 pytestmark = pytest.mark.prefect
 
@@ -137,12 +138,7 @@ def test_step_timeout_fails_the_step(hw_env: Settings, spec_dir: Path, prefect_a
     class Slow(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             time.sleep(2.5)
-            body = b'[{"id": 1}]'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            reply_json(self, b'[{"id": 1}]')
 
         def log_message(self, *args: object) -> None:
             pass

@@ -9,18 +9,24 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import psutil
 import pytest
+import sqlalchemy as sa
 
 from headwater.settings import Settings
 from headwater.store import Store
 from tests.conftest import EXAMPLES
+from tests.http_json import reply_json
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +49,30 @@ SPECS = {
     "gated.yaml": "name: up_gated\nschedule: {interval: 1m}\nwhen: {new_files: data/vendor_prices.csv}\n"
     + BODY.format(table="up_gated"),
 }
+
+
+KILLED = """name: up_killed
+sources:
+  api: {{kind: rest, url: "http://127.0.0.1:{port}/rows", records: rows, timeout: 120, max_retries: 0}}
+steps:
+  - {{name: extract, type: extract, source: api}}
+  - {{name: load, type: load, depends_on: [extract], destination: {{table: up_killed, mode: overwrite}}}}
+"""
+
+
+class _Api(BaseHTTPRequestHandler):
+    """Answers at once while `open` is set; holds the request while it is not (a run stuck in its
+    extract, to be killed)."""
+
+    open = threading.Event()
+    rows: ClassVar[list[dict[str, int]]] = [{"id": 1, "amount": 10}, {"id": 2, "amount": 20}]
+
+    def do_GET(self) -> None:
+        self.open.wait(timeout=300)
+        reply_json(self, json.dumps({"rows": self.rows}).encode())
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 def _port() -> int:
@@ -68,6 +98,10 @@ def test_up_runs_schedules_triggers_and_preconditions_and_down_ends_it_all(tmp_p
     shutil.copy(EXAMPLES / "data" / "vendor_prices.csv", folder / "data")
     for name, text in SPECS.items():
         (folder / name).write_text(text)
+    api = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    _Api.open.set()
+    (folder / "killed.yaml").write_text(KILLED.format(port=api.server_address[1]))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "HEADWATER_"))}
     env.update(HEADWATER_HOME=str(home), PREFECT_WORKER_QUERY_SECONDS="2")
     headwater = [sys.executable, "-m", "headwater.cli"]
@@ -113,6 +147,53 @@ def test_up_runs_schedules_triggers_and_preconditions_and_down_ends_it_all(tmp_p
         assert runs.get("up_tick", [])[:2] == [("scheduled", "completed")] * 2, runs
         assert ("triggered", "completed") in runs.get("up_after", []), runs
         assert runs.get("up_gated", [])[:2] == [("scheduled", "completed"), ("scheduled", "skipped")], runs
+
+        # a worker's flow run killed with SIGKILL mid-run: its target untouched, the run marked
+        # crashed (by up's sweep, within seconds), and the next run completes
+        run_killed = [*headwater, "run", "up_killed", "--pipelines", str(folder)]
+        first = subprocess.run(run_killed, env=env, capture_output=True, text=True)
+        assert first.returncode == 0, first.stdout + first.stderr
+        _Api.open.clear()
+        _Api.rows = [{"id": 3, "amount": 30}]
+        api_env = {**env, "PREFECT_API_URL": json.loads((home / "run" / "up.json").read_text())["api_url"]}
+        prefect = str(Path(sys.executable).parent / "prefect")
+        created = subprocess.run(
+            [prefect, "deployment", "run", "up_killed/up_killed"], env=api_env, capture_output=True, text=True
+        )
+        assert created.returncode == 0, created.stdout + created.stderr
+        victim = None
+        deadline = time.monotonic() + 60
+        while victim is None and time.monotonic() < deadline:
+            store = Store(settings.database_url)
+            running = [r for r in store.runs("up_killed", limit=5) if r["status"] == "running"]
+            steps = store.steps(running[0]["id"]) if running else []
+            store.dispose()
+            if running and any(st["step_name"] == "extract" and st["status"] == "running" for st in steps):
+                victim = running[0]
+            time.sleep(0.3)
+        assert victim is not None, "the second run never reached its extract"
+        os.kill(victim["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            store = Store(settings.database_url)
+            record = store.run(victim["id"])
+            store.dispose()
+            if record and record["status"] != "running":
+                break
+            time.sleep(1)
+        assert record is not None and record["status"] == "crashed", record
+        engine = sa.create_engine(settings.warehouse_url)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT id, amount FROM up_killed ORDER BY id")).all() == [
+                (1, 10),
+                (2, 20),
+            ]
+        _Api.open.set()
+        again = subprocess.run(run_killed, env=env, capture_output=True, text=True)
+        assert again.returncode == 0, again.stdout + again.stderr
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT id, amount FROM up_killed ORDER BY id")).all() == [(3, 30)]
+        engine.dispose()
     finally:
         down = subprocess.run([*headwater, "down"], env=env, capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr

@@ -214,21 +214,19 @@ class Store:
 
     # ------------------------------------------------------------ runs
 
-    def mark_crashed(self, pipeline: str) -> list[str]:
-        """Runs of `pipeline` still 'running' whose process on this host is gone: mark them crashed."""
+    def mark_crashed(self, pipeline: str | None = None) -> list[str]:
+        """Runs of `pipeline` (None: of every pipeline) still 'running' whose process on this host is
+        gone: mark them crashed."""
         host = socket.gethostname()
+        query = sa.select(
+            pipeline_executions.c.id,
+            pipeline_executions.c.pid,
+            pipeline_executions.c.process_started_at,
+        ).where(pipeline_executions.c.status.in_(ACTIVE), pipeline_executions.c.hostname == host)
+        if pipeline is not None:
+            query = query.where(pipeline_executions.c.pipeline_name == pipeline)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(
-                    pipeline_executions.c.id,
-                    pipeline_executions.c.pid,
-                    pipeline_executions.c.process_started_at,
-                ).where(
-                    pipeline_executions.c.pipeline_name == pipeline,
-                    pipeline_executions.c.status.in_(ACTIVE),
-                    pipeline_executions.c.hostname == host,
-                )
-            ).all()
+            rows = conn.execute(query).all()
         return [
             row.id
             for row in rows
