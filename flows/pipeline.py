@@ -180,6 +180,7 @@ def pipeline_flow(
         replay=replay,
         flow_run_id=str(flow_run.id) if flow_run.id else None,
         run_id=run_id,
+        stream_min_bytes=settings.stream_min_bytes,
     )
     try:
         run.start()

@@ -31,6 +31,9 @@ class Settings:
     """HEADWATER_REDIS_URL: the Redis that carries stream events (unset: streams are off)."""
     prefect_api_url: str | None = None
     """PREFECT_API_URL: the Prefect server runs report to (unset: a temporary API per process)."""
+    stream_min_bytes: int = 256 * 2**20
+    """HEADWATER_STREAM_MIN_MB: file sources at least this large (default 256 MB) stream to their load
+    when nothing between needs the whole frame (see headwater.pipeline.streaming)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,6 +50,7 @@ class Settings:
             console_url=env.get("HEADWATER_CONSOLE_URL") or None,
             redis_url=env.get("HEADWATER_REDIS_URL") or None,
             prefect_api_url=env.get("PREFECT_API_URL") or None,
+            stream_min_bytes=_megabytes(env.get("HEADWATER_STREAM_MIN_MB"), 256),
         )
 
     def ensure_home(self) -> None:
@@ -72,3 +76,12 @@ class Settings:
 
 HOME_SECRETS = {"HASH_SALT": "hash_salt"}
 """Environment variables `headwater demo` keeps a random value for in $HEADWATER_HOME/secrets/."""
+
+
+def _megabytes(text: str | None, default: float) -> int:
+    """Bytes from a number of MB in the environment (the default when unset or not a number >= 0)."""
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        value = default
+    return int(max(value, 0) * 2**20)

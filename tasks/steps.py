@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import polars as pl
 from prefect import Task, task
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import TaskRun
@@ -13,6 +12,7 @@ from prefect.states import State
 from prefect.utilities.annotations import NotSet
 
 from headwater.errors import retryable
+from headwater.frames import Frame
 from headwater.pipeline import PipelineRun, StepResult
 
 
@@ -25,7 +25,7 @@ def only_transient(task: Task[Any, Any], run: TaskRun, state: State[Any]) -> boo
 
 
 @task(cache_policy=NONE, persist_result=False)
-def run_step(run: PipelineRun, name: str, inputs: dict[str, pl.DataFrame | None]) -> StepResult:
+def run_step(run: PipelineRun, name: str, inputs: dict[str, Frame | None]) -> StepResult:
     return run.execute_step(name, inputs, attempt=task_run.run_count or 1)
 
 

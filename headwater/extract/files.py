@@ -249,6 +249,58 @@ def read_files(name: str, source: FileSource, base_dir: Path) -> pl.DataFrame:
         ) from exc
 
 
+def _scan_one(source: FileSource, path: Path) -> pl.LazyFrame | None:
+    """A lazy scan of one file, when it can be read as it is: a csv/tsv in UTF-8 whose first bytes
+    have no lone CR, or parquet, on disk (not inside an archive). None: read it whole instead."""
+    fmt = file_format(source, path)
+    _refuse_csv_options(source, path, fmt)
+    payload = payload_of(path)
+    if not isinstance(payload, Path):
+        return None
+    overrides = {c: parse_dtype(t) for c, t in source.columns.items()}
+    if fmt == "parquet":
+        lazy = pl.scan_parquet(payload)
+        return lazy.with_columns(pl.col(c).cast(t) for c, t in overrides.items()) if overrides else lazy
+    if fmt not in ("csv", "tsv"):
+        return None
+    with payload.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    codec = codecs.lookup(source.encoding).name
+    if not head or codec not in UTF8 or lone_crs(head, len(head) == SNIFF_BYTES):
+        return None
+    check_start(head, codec, path, len(head) == SNIFF_BYTES)
+    lazy = pl.scan_csv(
+        payload,
+        schema_overrides=overrides or None,
+        infer_schema_length=source.infer_schema_length,
+        **csv_options(source, fmt),
+    )
+    check_header(lazy.collect_schema().names(), source, path, fmt)
+    return lazy
+
+
+def scan_files(name: str, source: FileSource, base_dir: Path, min_bytes: int) -> pl.LazyFrame | None:
+    """The source as a lazy scan, when its files together are at least `min_bytes` and each can be
+    scanned as it is (see _scan_one); None: read it whole with read_files."""
+    try:
+        paths = resolve_paths(source.path, base_dir)
+    except FileNotFoundError:
+        return None  # read_files says what is missing
+    try:
+        if sum(p.stat().st_size for p in paths) < min_bytes:
+            return None
+    except OSError:
+        return None
+    scans = []
+    for path in paths:
+        with _explained(source, path, f"source {name}: "):
+            scan = _scan_one(source, path)
+        if scan is None:
+            return None
+        scans.append(scan)
+    return scans[0] if len(scans) == 1 else pl.concat(scans, how="diagonal_relaxed")
+
+
 def file_schema(source: FileSource, base_dir: Path, sample_rows: int = 10_000) -> pl.Schema:
     """The columns and types a file source will have, from the first file's first rows: cheap enough
     for `headwater validate`, read with every option a run uses. (Type inference may differ from a

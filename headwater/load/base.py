@@ -4,6 +4,7 @@ watermarks, all in one transaction."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,7 @@ def check_keys(frame: pl.DataFrame, destination: Destination) -> None:
 
 def load_frame(
     engine: sa.Engine,
-    frame: pl.DataFrame,
+    frame: pl.DataFrame | pl.LazyFrame,
     destination: Destination,
     *,
     pipeline: str,
@@ -87,9 +88,13 @@ def load_frame(
     """Write `frame` to `destination` in a single transaction: all of it, or none of it. In the same
     transaction: advance `watermarks`, set aside `quarantine` rows (headwater_quarantine), and mark
     the quarantine records `replayed` whose rows this load now carries."""
-    check_keys(frame, destination)
+    streamed = isinstance(frame, pl.LazyFrame)  # PostgreSQL only: run_load collects it for SQLite
+    shape = pl.DataFrame(schema=frame.collect_schema()) if isinstance(frame, pl.LazyFrame) else frame
+    check_keys(shape, destination)  # a streamed load's duplicate keys are found in its staging table
     frame = prepare_frame(frame)
+    shape = prepare_frame(shape)
     dialect = engine.dialect.name
+    writer: Callable[..., LoadResult]
     if dialect == "postgresql":
         from headwater.load.postgres import write_postgres as writer
     elif dialect == "sqlite":
@@ -101,7 +106,7 @@ def load_frame(
     try:
         # SQLite: take the write lock up front so two loads never deadlock upgrading a read lock
         with engine.execution_options(sqlite_begin="BEGIN IMMEDIATE").begin() as conn:
-            target = ensure_table(conn, destination.table, frame, destination.primary_key)
+            target = ensure_table(conn, destination.table, shape, destination.primary_key)
             if destination.mode == "upsert" and not unique_key_exists(
                 conn, target.table, destination.primary_key
             ):
@@ -110,9 +115,17 @@ def load_frame(
                     f"({', '.join(destination.primary_key)}), which upsert needs",
                     hint=f"CREATE UNIQUE INDEX ON {destination.table} ({', '.join(destination.primary_key)})",
                 )
-            if destination.mode == "overwrite" and frame.height == 0 and not destination.allow_empty:
+            if (
+                not streamed
+                and destination.mode == "overwrite"
+                and shape.height == 0
+                and not destination.allow_empty
+            ):
                 refuse_empty_overwrite(conn, target.table, destination)
             result = writer(conn, target.table, frame, destination)
+            emptied = destination.mode == "overwrite" and result.rows == 0 and result.deleted
+            if streamed and emptied and not destination.allow_empty:
+                refuse_empty_overwrite_of(destination)  # the rows it took out come back with the rollback
             result.created_table, result.added_columns = target.created, target.added_columns
             result.missing_columns = target.missing_columns
             for mark in watermarks or []:
@@ -166,9 +179,13 @@ def refuse_empty_overwrite(conn: sa.Connection, table: sa.Table, destination: De
     """An overwrite with no rows would empty a table that has rows: refuse unless allowed."""
     has_rows = conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is not None
     if has_rows:
-        raise PermanentError(
-            f"overwrite of {destination.table} with 0 rows refused: it would empty a table that has rows "
-            "(nothing was changed)",
-            hint="if the source or a filter removed every row by mistake, fix that; if emptying the "
-            "table is intended, set allow_empty: true on the destination",
-        )
+        refuse_empty_overwrite_of(destination)
+
+
+def refuse_empty_overwrite_of(destination: Destination) -> None:
+    raise PermanentError(
+        f"overwrite of {destination.table} with 0 rows refused: it would empty a table that has rows "
+        "(nothing was changed)",
+        hint="if the source or a filter removed every row by mistake, fix that; if emptying the "
+        "table is intended, set allow_empty: true on the destination",
+    )

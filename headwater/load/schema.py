@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import overload
 
 import polars as pl
 import sqlalchemy as sa
@@ -37,10 +38,14 @@ def sql_type(dtype: pl.DataType, dialect: str) -> sa.types.TypeEngine:  # type: 
     return sa.Text()
 
 
-def prepare_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """Nested values become JSON text; Null-typed columns become text."""
+@overload
+def prepare_frame(frame: pl.DataFrame) -> pl.DataFrame: ...
+@overload
+def prepare_frame(frame: pl.LazyFrame) -> pl.LazyFrame: ...
+def prepare_frame(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+    """Nested values become JSON text; Null-typed columns become text (a lazy plan gets the same ops)."""
     exprs = []
-    for name, dtype in frame.schema.items():
+    for name, dtype in frame.collect_schema().items():
         if isinstance(dtype, pl.List | pl.Array):
             # {"v":[...]} minus the wrapper; a null list stays SQL NULL, not the JSON text 'null'
             exprs.append(

@@ -11,8 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import polars as pl
-
+from headwater.frames import Frame
 from headwater.pipeline.run import PipelineRun, StepResult
 from headwater.store.store import RunSummary
 
@@ -21,7 +20,7 @@ class StepExecutor(Protocol):
     """Runs a run's steps; `submit` returns a handle, `next_done` one that has finished, `outcome`
     its result (or raises the step's error, after whatever retries the executor made)."""
 
-    def submit(self, run: PipelineRun, name: str, inputs: dict[str, pl.DataFrame | None]) -> Any: ...
+    def submit(self, run: PipelineRun, name: str, inputs: dict[str, Frame | None]) -> Any: ...
 
     def next_done(self, handles: Sequence[Any]) -> Any: ...
 
@@ -73,7 +72,7 @@ class SequentialExecutor:
     sleep: Callable[[float], None] = time.sleep
     attempts: dict[str, int] = field(default_factory=dict)
 
-    def submit(self, run: PipelineRun, name: str, inputs: dict[str, pl.DataFrame | None]) -> _Done:
+    def submit(self, run: PipelineRun, name: str, inputs: dict[str, Frame | None]) -> _Done:
         delays = run.spec.retry_for(run.spec.step(name)).delays()
         attempt = 1
         while True:

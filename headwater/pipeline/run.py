@@ -14,10 +14,12 @@ import polars as pl
 
 from headwater.connections import Connections, display_url
 from headwater.errors import DataQualityError, UpstreamUnavailable, retryable
+from headwater.frames import Frame, columns, height, materialise
 from headwater.load import WatermarkUpdate
 from headwater.pipeline import steps as run_steps
 from headwater.pipeline.monitor import ResourceMonitor
 from headwater.pipeline.outcome import RunOutcome
+from headwater.pipeline.streaming import streamable_extracts
 from headwater.redact import masked_sample, redact
 from headwater.spec.checks import downstream_loads, step_order
 from headwater.spec.loader import LoadedSpec
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class StepResult:
     status: str  # completed | failed | skipped
-    output: pl.DataFrame | None = None
+    output: Frame | None = None
     watermark: WatermarkUpdate | None = None
     records_in: int | None = None
     load: Any = None
@@ -65,8 +67,13 @@ class PipelineRun:
         flow_run_id: str | None = None,
         replay: bool = False,
         run_id: str | None = None,
+        stream_min_bytes: int | None = None,
     ) -> None:
+        """`stream_min_bytes`: file sources at least this large stream to their load where nothing
+        between needs the whole frame (headwater.pipeline.streaming); None: every input is read whole."""
         self.loaded, self.spec = loaded, loaded.spec
+        self.stream_min_bytes = stream_min_bytes
+        self.streamable = set() if replay or stream_min_bytes is None else streamable_extracts(loaded)
         self.store, self.connections = store, connections
         self.execution_type, self.flow_run_id = execution_type, flow_run_id
         self.replay = replay
@@ -146,7 +153,7 @@ class PipelineRun:
 
     # ------------------------------------------------------------ steps
 
-    def inputs_of(self, name: str) -> dict[str, pl.DataFrame | None]:
+    def inputs_of(self, name: str) -> dict[str, Frame | None]:
         return {dep: self.results[dep].output for dep in self.spec.step(name).depends_on}
 
     def _watermarks_for(self, load: LoadStep) -> list[WatermarkUpdate]:
@@ -264,7 +271,7 @@ class PipelineRun:
         step = self.spec.step(loads[0]) if loads else None
         return step if isinstance(step, LoadStep) else None
 
-    def execute_step(self, name: str, inputs: dict[str, pl.DataFrame | None], attempt: int = 1) -> StepResult:
+    def execute_step(self, name: str, inputs: dict[str, Frame | None], attempt: int = 1) -> StepResult:
         """Run one attempt of a step and record it. Raises the step's error (so an orchestrator can
         retry it); `will_retry` tells whether the retry policy wants another attempt."""
         step = self.spec.step(name)
@@ -292,7 +299,7 @@ class PipelineRun:
                     attempts=attempt,
                     started_at=started,
                     ended_at=datetime.now(UTC),
-                    records_in=primary.height if primary is not None else None,
+                    records_in=height(primary),
                     peak_memory_mb=peak,
                     memory_delta_mb=delta,
                     sample_in=self._sample(step, primary),
@@ -309,7 +316,7 @@ class PipelineRun:
             started_at=started,
             ended_at=datetime.now(UTC),
             records_in=output.records_in,
-            records_out=out.height if out is not None else None,
+            records_out=height(out),
             peak_memory_mb=peak,
             memory_delta_mb=delta,
             sample_in=self._sample(step, primary),
@@ -319,7 +326,7 @@ class PipelineRun:
         self.store.step_finished(self.run_id, name, record)
         lineage = output.lineage if output.lineage is not None else self._lineage_of(step.primary_input)
         if (output.quality is not None or output.quick) and primary is not None:
-            self._record_quality(step, output.quality, primary, output.quick)
+            self._record_quality(step, output.quality, materialise(primary), output.quick)
         if isinstance(step, LoadStep) and out is not None and not self.replay:
             self.store.replace_lineage(
                 self.spec.name, self.run_id, step.destination.table, self._lineage_rows(step, out, lineage)
@@ -337,9 +344,14 @@ class PipelineRun:
             warnings=output.warnings,
         )
 
-    def _dispatch(self, step: Step, inputs: dict[str, pl.DataFrame | None]) -> run_steps.StepOutput:
+    def _dispatch(self, step: Step, inputs: dict[str, Frame | None]) -> run_steps.StepOutput:
         env = run_steps.StepEnv(
-            self.spec, self.loaded.base_dir, self.connections, self.run_id, self.started_at
+            self.spec,
+            self.loaded.base_dir,
+            self.connections,
+            self.run_id,
+            self.started_at,
+            stream_min_bytes=self.stream_min_bytes if step.name in self.streamable else None,
         )
         frames = {k: v for k, v in inputs.items() if v is not None}
         primary = frames.get(step.primary_input or "")
@@ -349,14 +361,14 @@ class PipelineRun:
             lineage_in = {dep: self._lineage_of(dep) for dep in step.depends_on}
             return run_steps.run_transform(env, step, frames, lineage_in)
         if isinstance(step, ValidateStep):
-            others = {k: v for k, v in frames.items() if k != step.primary_input}
-            return run_steps.run_validate(env, step, _need(primary), others)
+            others = {k: materialise(v) for k, v in frames.items() if k != step.primary_input}
+            return run_steps.run_validate(env, step, materialise(_need(primary)), others)
         if isinstance(step, LoadStep):
             return run_steps.run_load(
                 env, step, _need(primary), self._watermarks_for(step), self._quarantine_for(step)
             )
         if isinstance(step, NotifyStep):
-            return run_steps.run_notify(env, step, primary)
+            return run_steps.run_notify(env, step, materialise(primary))
         raise TypeError(type(step).__name__)
 
     def will_retry(self, name: str, exc: BaseException, attempt: int) -> bool:
@@ -405,7 +417,9 @@ class PipelineRun:
             step = self.spec.step(name)
             summary.retry_count += max(result.attempts - 1, 0)
             if isinstance(step, ExtractStep) and result.status == "completed" and result.output is not None:
-                summary.records_processed += result.output.height
+                summary.records_processed += height(result.output) or 0
+            if result.load is not None and result.metrics.get("streamed"):
+                summary.records_processed += result.load.rows  # a streamed input is counted as it loads
             if result.load is not None:
                 summary.records_inserted += result.load.inserted
                 summary.records_updated += result.load.updated
@@ -478,10 +492,10 @@ class PipelineRun:
             return f"block:{ref.block}"
         return display_url(self.connections.url(ref))
 
-    def _lineage_rows(self, step: LoadStep, frame: pl.DataFrame, lineage: Lineage) -> list[dict[str, Any]]:
+    def _lineage_rows(self, step: LoadStep, frame: Frame, lineage: Lineage) -> list[dict[str, Any]]:
         target = self._warehouse_label(self.spec.warehouse_of(step))
         rows = []
-        for column in frame.columns:
+        for column in columns(frame):
             lin = lineage.get(column)
             if lin is None:
                 continue
@@ -508,10 +522,14 @@ class PipelineRun:
     def redact(self, text: str) -> str:
         return redact(text, self.connections.secrets)
 
-    def _sample(self, step: Step, frame: pl.DataFrame | None) -> list[dict[str, Any]] | None:
+    def _sample(self, step: Step, frame: Frame | None) -> list[dict[str, Any]] | None:
         rows = self.spec.samples if step.samples is None else step.samples
         if frame is None or not rows:
             return None
+        if isinstance(frame, pl.LazyFrame):  # streamed: only a scan's first rows are cheap to take
+            if not isinstance(step, ExtractStep):
+                return None
+            frame = frame.head(rows).collect()
         return masked_sample(frame, rows, self.spec.pii)
 
 
@@ -519,7 +537,7 @@ def _jsonable(value: Any) -> Any:
     return value if value is None or isinstance(value, int | float | str | bool | list) else str(value)
 
 
-def _need(frame: pl.DataFrame | None) -> pl.DataFrame:
+def _need(frame: Frame | None) -> Frame:
     if frame is None:
         raise UpstreamUnavailable("step", ["input"])
     return frame

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from headwater.pipeline.replay import QUARANTINE_ID
 from headwater.redact import redact
 from headwater.spec.models import (
     ExtractStep,
+    FileSource,
     LoadStep,
     NotifyStep,
     PipelineSpec,
@@ -32,7 +34,7 @@ from headwater.spec.models import (
 from headwater.transform import OpContext, parse_ops
 from headwater.transform.expressions import parse_expr
 from headwater.transform.lineage import Lineage, compose, identity
-from headwater.transform.registry import OpSchemaError, chain_lineage, run_ops
+from headwater.transform.registry import OpSchemaError, chain_lineage, plan_ops, run_ops
 
 log = logging.getLogger(__name__)
 SOURCE_PREFIX = "@"
@@ -41,7 +43,8 @@ SOURCE_PREFIX = "@"
 
 @dataclass
 class StepOutput:
-    frame: pl.DataFrame | None
+    frame: pl.DataFrame | pl.LazyFrame | None
+    """A lazy plan when the step streams (headwater.pipeline.streaming)."""
     records_in: int | None = None
     watermark: WatermarkUpdate | None = None
     load: LoadResult | None = None
@@ -66,10 +69,20 @@ class StepEnv:
     run_id: str
     now: datetime | None = None
     """The run's start: "now" for freshness rules."""
+    stream_min_bytes: int | None = None
+    """Set for an extract that may stream (its downstream steps are transforms and loads): file
+    sources at least this large hand on a lazy scan."""
 
 
 def run_extract(env: StepEnv, step: ExtractStep, load_step: LoadStep | None) -> StepOutput:
     source = env.spec.sources[step.source]
+    if isinstance(source, FileSource) and env.stream_min_bytes is not None:
+        from headwater.extract.files import scan_files
+
+        scan = scan_files(step.source, source, env.base_dir, env.stream_min_bytes)
+        if scan is not None:
+            lineage = identity(scan.collect_schema().names(), frame=SOURCE_PREFIX + step.source)
+            return StepOutput(scan, None, metrics={"streamed": True}, lineage=lineage)
     watermark = None
     if isinstance(source, SqlSource) and source.incremental and load_step is not None:
         engine = env.connections.engine(env.spec.warehouse_of(load_step))
@@ -88,16 +101,21 @@ def run_extract(env: StepEnv, step: ExtractStep, load_step: LoadStep | None) -> 
 
 
 def run_transform(
-    env: StepEnv, step: TransformStep, inputs: dict[str, pl.DataFrame], lineage_in: dict[str, Lineage]
+    env: StepEnv,
+    step: TransformStep,
+    inputs: Mapping[str, pl.DataFrame | pl.LazyFrame],
+    lineage_in: dict[str, Lineage],
 ) -> StepOutput:
     primary = inputs[step.depends_on[0]]
     ops = parse_ops(step.ops)
     ctx = OpContext({name: frame.lazy() for name, frame in inputs.items()})
     try:
-        chain, _ = chain_lineage(primary.schema, ops, ctx, prefix=step.name)
+        chain, _ = chain_lineage(primary.collect_schema(), ops, ctx, prefix=step.name)
     except OpSchemaError as exc:
         raise PermanentError(f"step {step.name}: {exc}", hint=exc.hint) from exc
     lineage = compose(lineage_in.get(step.depends_on[0], {}), chain, others=lineage_in)
+    if isinstance(primary, pl.LazyFrame):  # streaming: the ops join the plan the load will run
+        return StepOutput(plan_ops(primary, ops, ctx), None, lineage=lineage, metrics={"streamed": True})
     try:
         out, counters = run_ops(primary.lazy(), ops, ctx)
     except pl.exceptions.PolarsError as exc:
@@ -198,13 +216,15 @@ def quick_checks(step: ValidateStep, frame: pl.DataFrame) -> list[QuickCheck]:
 def run_load(
     env: StepEnv,
     step: LoadStep,
-    frame: pl.DataFrame,
+    frame: pl.DataFrame | pl.LazyFrame,
     watermarks: list[WatermarkUpdate],
     quarantine: list[pl.DataFrame] | None = None,
 ) -> StepOutput:
     engine = env.connections.engine(env.spec.warehouse_of(step))
+    if isinstance(frame, pl.LazyFrame) and engine.dialect.name != "postgresql":
+        frame = _collected(step, frame)  # SQLite: no streamed COPY; the plan runs streaming, then loads
     replayed = None
-    if QUARANTINE_ID in frame.columns:  # a replay: these rows leave quarantine with this load
+    if isinstance(frame, pl.DataFrame) and QUARANTINE_ID in frame.columns:  # a replay: these rows leave
         replayed = frame[QUARANTINE_ID].to_list()
         frame = frame.drop(QUARANTINE_ID)
         quarantine = [q.drop(QUARANTINE_ID, strict=False) for q in quarantine or []]
@@ -243,7 +263,25 @@ def run_load(
         "replayed": result.replayed,
     }
     drift = schema_drift(result)
-    return StepOutput(frame, frame.height, load=result, metrics=metrics, warnings=[drift] if drift else [])
+    if isinstance(frame, pl.LazyFrame):
+        metrics["streamed"] = True
+    return StepOutput(frame, result.rows, load=result, metrics=metrics, warnings=[drift] if drift else [])
+
+
+def _collected(step: LoadStep, frame: pl.LazyFrame) -> pl.DataFrame:
+    try:
+        return frame.collect(engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        raise streamed_read_error(step.name, exc) from exc
+
+
+def streamed_read_error(step: str, exc: Exception) -> PermanentError:
+    first = redact(str(exc).strip().splitlines()[0])
+    return PermanentError(
+        f"step {step}: reading the streamed input failed: {type(exc).__name__}: {first}",
+        hint="the file has a row that does not fit the columns' types: declare the column's type under "
+        "columns: in the source, or fix the row; nothing was loaded",
+    )
 
 
 def run_notify(env: StepEnv, step: NotifyStep, frame: pl.DataFrame | None) -> StepOutput:

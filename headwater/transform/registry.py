@@ -264,6 +264,13 @@ def run_ops(frame: pl.LazyFrame, ops: Sequence[Op], ctx: OpContext) -> tuple[pl.
     return out, metrics
 
 
+def plan_ops(frame: pl.LazyFrame, ops: Sequence[Op], ctx: OpContext) -> pl.LazyFrame:
+    """The chain added to a lazy plan, nothing run (a streamed step: its counters are not computed)."""
+    for op in ops:
+        frame = frame.pipe(_bound(op, ctx))
+    return frame
+
+
 def chain_lineage(
     schema: pl.Schema, ops: Sequence[Op], ctx: OpContext, prefix: str = ""
 ) -> tuple[Lineage, pl.Schema]:
