@@ -76,6 +76,69 @@ def headwater(env: dict[str, str], *args: str, timeout: float = 600) -> subproce
     )
 
 
+CHAIN = """\
+name: bench_chain_{n}
+sources:
+  feed: {{kind: file, path: data/vendor_prices.csv}}
+steps:
+  - {{name: extract, type: extract, source: feed}}
+{transforms}  - name: load
+    type: load
+    depends_on: [{last}]
+    destination: {{table: bench_chain_{n}, mode: overwrite}}
+"""
+
+
+def chain_spec(n: int) -> str:
+    """extract -> n trivial transforms in a chain -> load."""
+    lines, last = [], "extract"
+    for i in range(1, n + 1):
+        lines.append(
+            f"  - {{name: t{i}, type: transform, depends_on: [{last}], ops: [{{derive: {{c{i}: '1'}}}}]}}\n"
+        )
+        last = f"t{i}"
+    return CHAIN.format(n=n, transforms="".join(lines), last=last)
+
+
+def per_step_overhead(env: dict[str, str], folder: Path, home: Path) -> bool:
+    """The same pipeline with 0 and 20 extra trivial steps, 5 runs each with the server up: what one
+    more step costs a run (the median difference of the runs' recorded durations, / 20), against the
+    steps' own recorded work."""
+    from headwater.settings import Settings
+    from headwater.store import Store
+
+    for n in (0, 20):
+        (folder / f"bench_chain_{n}.yaml").write_text(chain_spec(n))
+    store = Store(Settings.from_env({"HEADWATER_HOME": str(home)}).database_url)
+    durations: dict[int, list[float]] = {0: [], 20: []}
+    own: list[float] = []
+    try:
+        for _ in range(5):
+            for n in (0, 20):
+                if headwater(env, "run", f"bench_chain_{n}", "--pipelines", str(folder)).returncode != 0:
+                    print(f"ERROR: bench_chain_{n} failed")
+                    return False
+                (run,) = store.runs(f"bench_chain_{n}", limit=1)
+                durations[n].append(float(run["duration_seconds"]))
+                if n == 20:
+                    own += [
+                        float(s["duration_seconds"] or 0)
+                        for s in store.steps(run["id"])
+                        if s["step_name"].startswith("t")
+                    ]
+    finally:
+        store.dispose()
+    step = (statistics.median(durations[20]) - statistics.median(durations[0])) / 20
+    print(
+        f"per-step cost with the server up: {step * 1000:.0f} ms per extra step "
+        f"(runs of 2 steps: median {statistics.median(durations[0]):.2f} s; of 22 steps: "
+        f"{statistics.median(durations[20]):.2f} s); a trivial step's own recorded work: median "
+        f"{statistics.median(own) * 1000:.0f} ms, so the overhead is "
+        f"{(step - statistics.median(own)) * 1000:.0f} ms"
+    )
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50)
@@ -204,6 +267,7 @@ def main() -> int:
             f"\nheadwater run with the server up: median {statistics.median(walls):.2f} s "
             f"(min {min(walls):.2f}, max {max(walls):.2f}) over {len(walls)} runs"
         )
+        ok = per_step_overhead(env, folder, home) and ok
     finally:
         down = headwater(env, "down")
         print(down.stdout.strip())

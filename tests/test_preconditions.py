@@ -136,3 +136,32 @@ def test_a_skipped_run_ends_in_a_state_that_triggers_nothing(
     # the deployment triggers expect prefect.flow-run.Completed: this run's event is ...Skipped
     assert (state.type.value, state.name) == ("COMPLETED", "Skipped")
     assert state.result()["status"] == "skipped"
+
+
+FRESHER = """
+name: hw_when_fresher
+sources:
+  upstream: {kind: sql, table: when_files}
+steps:
+  - {name: extract, type: extract, source: upstream}
+  - {name: load, type: load, depends_on: [extract], destination: {table: when_fresher, mode: overwrite}}
+when: {fresher: {table: when_files}}
+"""
+
+
+def test_fresher_upstream_table(hw_env: Settings, spec_dir: Path, prefect_api: str) -> None:
+    """A downstream pipeline runs only when its upstream table was loaded since its own last run."""
+    (spec_dir / "data" / "in").mkdir()
+    (spec_dir / "data" / "in" / "a.csv").write_text("id,amount\n1,10\n2,20\n")
+    (spec_dir / "when_files.yaml").write_text(FILES)
+    (spec_dir / "when_fresher.yaml").write_text(FRESHER)
+    assert run_flow("hw_when_files", spec_dir)["status"] == "completed"
+
+    assert run_flow("hw_when_fresher", spec_dir, execution_type="triggered")["status"] == "completed"
+    skipped = run_flow("hw_when_fresher", spec_dir, execution_type="scheduled")
+    assert skipped["status"] == "skipped"
+    assert skipped["reason"].startswith("when.fresher: when_files last changed ")
+    assert run_flow("hw_when_files", spec_dir)["status"] == "completed"  # the upstream loads again
+    assert run_flow("hw_when_fresher", spec_dir, execution_type="scheduled")["status"] == "completed"
+    assert [s for _, s, _ in _statuses(hw_env, "hw_when_fresher")] == ["completed", "skipped", "completed"]
+    assert _count(hw_env, "when_fresher") == 2

@@ -43,6 +43,23 @@ steps:
     + LOAD
 )
 
+WINDOWED = """name: up_window
+concurrency: 2
+params:
+  window_start: {type: date, required: true}
+  window_end: {type: date, required: true}
+sources:
+  feed: {kind: file, path: data/vendor_prices.csv}
+steps:
+  - {name: extract, type: extract, source: feed}
+  - name: tag
+    type: transform
+    depends_on: [extract]
+    ops:
+      - derive: {window_start: "'${params.window_start}'"}
+  - {name: load, type: load, depends_on: [tag], destination: {table: up_window, mode: append}}
+"""
+
 SPECS = {
     "tick.yaml": "name: up_tick\nschedule: {interval: 1m}\n" + BODY.format(table="up_tick"),
     "after.yaml": "name: up_after\ntriggers: {after: [up_tick]}\n" + BODY.format(table="up_after"),
@@ -102,6 +119,7 @@ def test_up_runs_schedules_triggers_and_preconditions_and_down_ends_it_all(tmp_p
     threading.Thread(target=api.serve_forever, daemon=True).start()
     _Api.open.set()
     (folder / "killed.yaml").write_text(KILLED.format(port=api.server_address[1]))
+    (folder / "window.yaml").write_text(WINDOWED)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "HEADWATER_"))}
     env.update(HEADWATER_HOME=str(home), PREFECT_WORKER_QUERY_SECONDS="2")
     headwater = [sys.executable, "-m", "headwater.cli"]
@@ -147,6 +165,29 @@ def test_up_runs_schedules_triggers_and_preconditions_and_down_ends_it_all(tmp_p
         assert runs.get("up_tick", [])[:2] == [("scheduled", "completed")] * 2, runs
         assert ("triggered", "completed") in runs.get("up_after", []), runs
         assert runs.get("up_gated", [])[:2] == [("scheduled", "completed"), ("scheduled", "skipped")], runs
+
+        # a backfill through the deployment: its partitions are flow runs the workers run
+        backfill = [*headwater, "backfill", "up_window", "--from", "2026-01-01", "--to", "2026-01-03"]
+        backfill += ["--every", "1d", "--pipelines", str(folder)]
+        done = subprocess.run(backfill, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "3 partitions every 1d, 0 already completed, 3 to run on deployment up_window" in done.stdout
+        store = Store(settings.database_url)
+        windows = sorted(
+            (r["execution_type"], r["status"], r["parameters"]["window_start"])
+            for r in store.runs("up_window", limit=10)
+        )
+        store.dispose()
+        assert windows == [("backfill", "completed", f"2026-01-0{d}") for d in (1, 2, 3)]
+        engine = sa.create_engine(settings.warehouse_url)
+        with engine.connect() as conn:
+            per_window = conn.execute(
+                sa.text("SELECT window_start, count(*) FROM up_window GROUP BY 1 ORDER BY 1")
+            ).all()
+        engine.dispose()
+        assert per_window == [(f"2026-01-0{d}", 12) for d in (1, 2, 3)]
+        again = subprocess.run(backfill, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and "all 3 partitions already completed" in again.stdout
 
         # a worker's flow run killed with SIGKILL mid-run: its target untouched, the run marked
         # crashed (by up's sweep, within seconds), and the next run completes
