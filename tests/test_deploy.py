@@ -15,6 +15,7 @@ import pytest
 
 from headwater.cli import main
 from headwater.deploy import plan_all
+from headwater.settings import Settings
 from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.prefect
@@ -148,3 +149,57 @@ def test_a_trigger_on_an_unknown_pipeline_is_refused_naming_the_file(
     captured = capsys.readouterr()
     assert "new.yaml" in captured.err and "no pipeline named hw_deploy_upstreem" in captured.err
     assert "hw_deploy_upstream" in captured.out  # the good spec is deployed all the same
+
+
+def test_headwater_pause_and_resume_act_on_the_deployment_and_are_audited(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _deploy(folder, capsys)
+    assert main(["pause", "hw_deploy_upstream"]) == 0
+    assert _deployment("hw_deploy_upstream").paused is True
+    assert main(["resume", "hw_deploy_upstream"]) == 0
+    assert _deployment("hw_deploy_upstream").paused is False
+    assert main(["pause", "no_such_pipeline"]) == 1  # no deployment: refused, and audited as failed
+    from headwater.access.audit import read
+    from headwater.store import Store
+
+    store = Store(Settings.from_env().database_url)
+    entries = [(e["action"], e["target"], e["outcome"], e["source"]) for e in reversed(read(store.engine))]
+    store.dispose()
+    assert entries == [
+        ("pipeline.pause", "hw_deploy_upstream", "ok", "cli"),
+        ("pipeline.resume", "hw_deploy_upstream", "ok", "cli"),
+        ("pipeline.pause", "no_such_pipeline", "failed", "cli"),
+    ]
+
+
+def test_require_all_is_a_compound_trigger_within_the_window(tmp_path: Path) -> None:
+    """Pure planning (no server): `require: all` becomes Prefect's compound trigger, one event trigger
+    per upstream pipeline, within the spec's window."""
+    from prefect.cli.deploy._triggers import DeploymentTriggerAdapter
+    from prefect.events.schemas.deployment_triggers import DeploymentCompoundTrigger
+
+    from headwater.deploy import upstream_of
+
+    (tmp_path / "data").mkdir()
+    shutil.copy(EXAMPLES / "data" / "vendor_prices.csv", tmp_path / "data")
+    for name in ("a_src", "b_src"):
+        (tmp_path / f"{name}.yaml").write_text(UPSTREAM.replace("hw_deploy_upstream", name))
+    (tmp_path / "both.yaml").write_text(
+        NEW.replace(
+            "triggers: {after: [hw_deploy_upstream]}",
+            "triggers: {after: [a_src, b_src], require: all, within: 2h}",
+        )
+    )
+    plans, problems = plan_all(tmp_path)
+    assert problems == []
+    (plan,) = [p for p in plans if p.pipeline == "hw_deploy_new"]
+    (trigger,) = plan.triggers
+    parsed = DeploymentTriggerAdapter.validate_python(trigger)
+    assert isinstance(parsed, DeploymentCompoundTrigger)
+    assert parsed.require == "all" and parsed.within.total_seconds() == 7200
+    assert [t.match.get("prefect.resource.id") for t in parsed.triggers] == [
+        ["headwater.pipeline.a_src"],
+        ["headwater.pipeline.b_src"],
+    ]
+    assert upstream_of(trigger) == ["a_src", "b_src"]
