@@ -256,7 +256,7 @@ class Supervisor:
                         "--type",
                         "process",
                         "--name",
-                        f"{socket.gethostname()}-{pool}-{i}",
+                        f"{socket.gethostname()}-{self._tag()}-{pool}-{i}",
                     ],
                     {
                         **env,
@@ -284,6 +284,12 @@ class Supervisor:
             runner_socket=str(runner) if runner.exists() else None,
             deploy_exit=deploy.returncode,
         )
+
+    def _tag(self) -> str:
+        """Tells apart the workers of two `up`s on one host (two homes on one server)."""
+        import hashlib
+
+        return hashlib.sha256(str(self.settings.home).encode()).hexdigest()[:6]
 
     def _pools(self) -> list[str]:
         from headwater.deploy import DEFAULT_POOL, all_plans

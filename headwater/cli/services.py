@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,12 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     if read_state(settings) is not None:
         print(f"already up for {settings.home}:")
     else:
-        print(f"starting Headwater for {settings.home} (the first start sets up Prefect's database: ~1 min)")
+        if os.environ.get("PREFECT_API_URL"):
+            print(f"starting Headwater's workers for {settings.home} on {os.environ['PREFECT_API_URL']}")
+        else:
+            print(
+                f"starting Headwater for {settings.home} (a first start sets up Prefect's database: ~1 min)"
+            )
     config = UpConfig(
         workers=args.workers,
         console=not args.no_console,
