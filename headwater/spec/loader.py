@@ -85,8 +85,9 @@ class LoadedSpec:
 
     @property
     def digest(self) -> str:
-        """The spec's hash: what it says, not how it is written (comments and layout do not count)."""
-        doc = self.spec.model_dump(mode="json", by_alias=True)
+        """The spec's hash: what it says, not how it is written (comments, layout and fields left at
+        their defaults do not count, so a new optional field in the model changes no hash)."""
+        doc = self.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
     def line(self, *loc: str | int) -> int | None:
