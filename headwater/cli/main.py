@@ -13,6 +13,7 @@ from headwater.cli import (
     console,
     demo,
     deploy,
+    health,
     profile,
     quarantine,
     run,
@@ -56,6 +57,7 @@ COMMANDS = (
     backfill,
     deploy,
     services,
+    health,
 )
 """The command modules, in the order `headwater --help` lists their subcommands."""
 

@@ -108,3 +108,23 @@ def check_all(
         check_prefect(prefect_api_url),
         check_redis(redis_url),
     ]
+
+
+REQUIRED = ("Metadata store", "Warehouse")
+"""Without these nothing runs; the others count when they are configured."""
+
+
+def readiness(checks: list[HealthCheck]) -> tuple[bool, list[HealthCheck]]:
+    """Ready when every required component is ok and every configured one is too; and the failing ones."""
+    failing = [c for c in checks if c.status == "down" or (c.component in REQUIRED and c.status != "ok")]
+    return not failing, failing
+
+
+def as_json(check: HealthCheck) -> dict[str, object]:
+    return {
+        "component": check.component,
+        "status": check.status,
+        "target": check.target,
+        "latency_ms": check.latency_ms,
+        "detail": check.detail,
+    }

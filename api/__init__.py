@@ -1,0 +1,1 @@
+"""Headwater's HTTP API (FastAPI): health now; pipelines, runs, quality and lineage to come."""
