@@ -8,6 +8,9 @@ from typing import Any
 
 import polars as pl
 
+from headwater.errors import PermanentError
+from headwater.redact import redact
+
 Frame = pl.DataFrame | pl.LazyFrame
 BATCH_ROWS = 250_000
 
@@ -30,12 +33,16 @@ def batches(frame: Frame, rows: int = BATCH_ROWS) -> Iterator[pl.DataFrame]:
     yield from frame.collect_batches(chunk_size=rows, engine="streaming")
 
 
-def head(frame: Frame | None, n: int) -> pl.DataFrame | None:
-    """The first rows, for samples: cheap for a scan (Polars reads only what it needs)."""
-    if frame is None or isinstance(frame, pl.DataFrame):
-        return frame
-    return frame.head(n).collect()
-
-
 def materialise(frame: Any) -> Any:
     return frame.collect(engine="streaming") if isinstance(frame, pl.LazyFrame) else frame
+
+
+def streamed_read_error(step: str, exc: Exception, rows_before: int | None = None) -> PermanentError:
+    """A lazy plan failed while it ran (a row deep in a streamed file that does not fit its type)."""
+    first = redact(str(exc).strip().splitlines()[0])
+    after = f" after {rows_before} rows" if rows_before is not None else ""
+    return PermanentError(
+        f"{step}: reading the streamed input failed{after}: {type(exc).__name__}: {first}",
+        hint="a row does not fit its column's type: declare the type under columns: in the source, or fix "
+        "the row; nothing was loaded",
+    )

@@ -30,6 +30,7 @@ import psutil
 
 from headwater.errors import PermanentError
 from headwater.settings import Settings
+from headwater.store import Store
 from headwater.supervise import FORWARDED, TOKEN_ENV, WorkerOutcome, set_subreaper
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,18 @@ class UpConfig:
     host: str = "127.0.0.1"
     """Where the Prefect server listens: 0.0.0.0 lets workers on other hosts reach it."""
 
+    @classmethod
+    def from_args(cls, args: Any) -> UpConfig:
+        """From `headwater up`'s options (the supervisor's own command line has the same)."""
+        return cls(
+            workers=args.workers,
+            console=not args.no_console,
+            port=args.port,
+            console_port=args.console_port,
+            pipelines_dir=Path(args.pipelines).resolve() if args.pipelines else None,
+            host=args.host,
+        )
+
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes] | None, timeout: float, log_path: Path) -> None:
     import httpx
@@ -155,6 +168,7 @@ class Supervisor:
         self.children: list[Child] = []
         self.stopping = False
         self.state: dict[str, Any] = {}
+        self.store: Store | None = None
 
     def _write_state(self, **extra: Any) -> None:
         me = psutil.Process()
@@ -188,9 +202,7 @@ class Supervisor:
 
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        from headwater.store import Store
-
-        Store(self.settings.database_url).migrate().dispose()  # the sweep reads it from the start
+        self.store = Store(self.settings.database_url).migrate()  # the sweep reads it from the start
         set_subreaper(True)  # what the children leave behind (flow-run processes) is ours to end
         api_url = os.environ.get("PREFECT_API_URL")
         self.state = {
@@ -300,16 +312,13 @@ class Supervisor:
     def sweep(self) -> None:
         """Runs on this host whose process died (a flow-run process killed, the OOM killer): marked
         `crashed` now, not only when the pipeline next runs."""
-        from headwater.store import Store
-
-        store = Store(self.settings.database_url)
+        if self.store is None:
+            return
         try:
-            for run_id in store.mark_crashed():
+            for run_id in self.store.mark_crashed():
                 log.warning("run %s: its process is gone; marked crashed", run_id)
-        except Exception as exc:  # the store may be mid-migration or unreachable: next sweep
+        except Exception as exc:  # the store may be unreachable for a while: the next sweep tries again
             log.warning("could not sweep for crashed runs: %s", exc)
-        finally:
-            store.dispose()
 
     def watch(self, sweep_every: float = 10.0) -> None:
         """Restart a child that died (at most 5 times in 5 minutes), sweep for runs whose process
@@ -381,6 +390,8 @@ class Supervisor:
         self._reap()
         with contextlib.suppress(OSError):
             state_path(self.settings).unlink()
+        if self.store is not None:
+            self.store.dispose()
         return ended
 
 
@@ -521,15 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipelines")
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
-    config = UpConfig(
-        workers=args.workers,
-        console=not args.no_console,
-        port=args.port,
-        console_port=args.console_port,
-        pipelines_dir=Path(args.pipelines).resolve() if args.pipelines else None,
-        host=args.host,
-    )
-    return serve(config)
+    return serve(UpConfig.from_args(args))
 
 
 def runner_for(settings: Settings, env: Mapping[str, str]) -> Path | None:

@@ -11,7 +11,7 @@ from headwater.alerting.config import (
 )
 from headwater.alerting.delivery import AppriseDeliverer, Deliverer, DeliveryFailed
 from headwater.alerting.engine import AlertEngine
-from headwater.alerting.facts import RunFacts, facts_from_store
+from headwater.alerting.facts import RunFacts
 from headwater.alerting.records import Delivery, MttaMttr, Silence
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "MttaMttr",
     "RunFacts",
     "Silence",
-    "facts_from_store",
     "load_channels",
     "load_rules",
 ]

@@ -22,11 +22,22 @@ MAX_AGE = timedelta(hours=24)
 HISTORY_RUNS = 500
 
 
-def retrain(store: Store, pipeline: str, folder: Path, *, history_runs: int = HISTORY_RUNS) -> AnomalyModel:
-    """Train on the pipeline's last `history_runs` runs and save the next version (raises
-    NotEnoughHistory below the detector's minimum)."""
-    model = train(features_from_store(store, pipeline, limit=history_runs), pipeline=pipeline)
-    return save_model(model, folder)
+def retrain(
+    store: Store,
+    pipeline: str,
+    folder: Path,
+    *,
+    history_runs: int = HISTORY_RUNS,
+    exclude_run: str | None = None,
+) -> AnomalyModel:
+    """Train on the pipeline's last `history_runs` runs (but `exclude_run`, the one about to be
+    scored) and save the next version (raises NotEnoughHistory below the detector's minimum)."""
+    import polars as pl
+
+    frame = features_from_store(store, pipeline, limit=history_runs)
+    if exclude_run is not None:
+        frame = frame.filter(pl.col("run_id") != exclude_run)
+    return save_model(train(frame, pipeline=pipeline), folder)
 
 
 def saved_at(folder: Path, pipeline: str) -> datetime | None:
@@ -48,13 +59,7 @@ def current_model(
     if when is not None and now - when <= MAX_AGE:
         return load_model(folder, pipeline)
     try:
-        if exclude_run is None:
-            return retrain(store, pipeline, folder)
-        import polars as pl
-
-        frame = features_from_store(store, pipeline, limit=HISTORY_RUNS)
-        model = train(frame.filter(pl.col("run_id") != exclude_run), pipeline=pipeline)
-        return save_model(model, folder)
+        return retrain(store, pipeline, folder, exclude_run=exclude_run)
     except NotEnoughHistory:
         return load_model(folder, pipeline) if when is not None else None
 

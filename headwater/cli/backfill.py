@@ -90,13 +90,15 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 def _here(
     args: argparse.Namespace, folder: Path, pending: list[Partition], progress: Progress
 ) -> dict[Partition, tuple[str, str | None]]:
-    from headwater.cli.run import run_flow
+    from headwater.orchestration import orchestration
 
     results: dict[Partition, tuple[str, str | None]] = {}
     for part in pending:
         run_id = str(uuid.uuid4())
         try:
-            result = run_flow(args.pipeline, folder, "backfill", params=part.params(), run_id=run_id)
+            result = orchestration().run_pipeline(
+                args.pipeline, folder, "backfill", params=part.params(), run_id=run_id
+            )
             status = str(result["status"])
         except Exception as exc:  # a refused partition (its spec does not load for this window)
             print(f"{part}: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -28,8 +28,8 @@ def demo_salt(settings: Settings) -> str | None:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from headwater.cli.run import run_flow
     from headwater.connections import display_url
+    from headwater.orchestration import orchestration
 
     pipelines = Path(os.environ.get("HEADWATER_PIPELINES") or examples_dir())
     names = ["flights_daily", "carrier_monthly", "flights_clean", "vendor_prices", "claims_deidentified"]
@@ -43,7 +43,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     rows, failed = [], False
     for name in names:
         start = time.monotonic()
-        result = run_flow(name, pipelines, "manual")
+        result = orchestration().run_pipeline(name, pipelines, "manual")
         failed |= result["status"] == "failed"
         rows.append(
             (

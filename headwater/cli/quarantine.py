@@ -28,14 +28,17 @@ def _warehouse_engines(pipeline: str, settings: Settings, pipelines_dir: str | N
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from headwater.cli.run import print_run, run_flow
+    from headwater.cli.run import print_run
     from headwater.load.quarantine import count_quarantined, read_quarantined
+    from headwater.orchestration import orchestration
     from headwater.store import Store
 
     engines = _warehouse_engines(args.pipeline, settings, args.pipelines)
     if args.action == "replay":
         before = {t: count_quarantined(e, args.pipeline, t) for t, e in engines.items()}
-        result = run_flow(args.pipeline, Path(args.pipelines or settings.pipelines_dir), None, replay=True)
+        result = orchestration().run_pipeline(
+            args.pipeline, Path(args.pipelines or settings.pipelines_dir), None, replay=True
+        )
         after = {t: count_quarantined(e, args.pipeline, t) for t, e in engines.items()}
         store = Store(settings.database_url)
         try:

@@ -28,23 +28,6 @@ if TYPE_CHECKING:
 TEMPORARY_API_ENV = "HEADWATER_TEMPORARY_API"
 
 
-def run_flow(
-    pipeline: str,
-    pipelines_dir: Path,
-    execution_type: str | None,
-    *,
-    replay: bool = False,
-    params: dict[str, Any] | None = None,
-    run_id: str | None = None,
-) -> dict[str, Any]:
-    """Run the pipeline's flow in this process: the run's summary (a failed run's too)."""
-    from headwater.orchestration import orchestration
-
-    return orchestration().run_pipeline(
-        pipeline, pipelines_dir, execution_type, replay=replay, params=params, run_id=run_id
-    )
-
-
 def worker_env() -> dict[str, str]:
     """The environment for a worker: ours, plus the Prefect API this process talks to when it was
     set in Prefect's settings rather than the environment (e.g. a test harness)."""
@@ -113,6 +96,7 @@ def supervised(argv: list[str], log: Path, *, verbose: bool) -> WorkerOutcome:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from headwater.orchestration import orchestration
     from headwater.supervise import is_worker
 
     pipelines_dir = Path(args.pipelines or settings.pipelines_dir)
@@ -120,7 +104,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     settings.ensure_home()
     settings.use_home_secrets()
     if is_worker():
-        result = run_flow(
+        result = orchestration().run_pipeline(
             args.pipeline, pipelines_dir, args.execution_type, params=params, run_id=args.run_id
         )
         return 1 if result["status"] == "failed" else 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 from typing import Any
 
 from headwater.cli.common import PIPELINES_HELP, table
@@ -36,15 +35,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"starting Headwater for {settings.home} (a first start sets up Prefect's database: ~1 min)"
             )
-    config = UpConfig(
-        workers=args.workers,
-        console=not args.no_console,
-        port=args.port,
-        console_port=args.console_port,
-        pipelines_dir=Path(args.pipelines).resolve() if args.pipelines else None,
-        host=args.host,
-    )
-    state = up(settings, config)
+    state = up(settings, UpConfig.from_args(args))
     _print_state(state)
     if state.get("deploy_exit") == 2:
         print(f"some specs were not deployed: see {settings.home / 'logs' / 'deploy.log'}")

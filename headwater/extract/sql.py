@@ -16,7 +16,8 @@ affinity, so an INTEGER column can hold 'abc') is refused with its column and ro
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,11 +114,8 @@ def read_sql(
         watermark if watermark is not None else (source.incremental.initial if source.incremental else None)
     )
     what = f"table {source.table}" if source.table else "query"
-    try:
-        if source.query is not None:
-            plan = _query_plan(name, source, engine, cursor, start)
-        else:
-            plan = _table_plan(name, source, engine, cursor, start, where)
+    with _source_errors(name, source, where, what):
+        plan = _plan(name, source, engine, cursor, start, where)
         options: dict[str, Any] = {"stream_results": True}
         if source.query is not None and engine.dialect.name == "postgresql":
             options["postgresql_readonly"] = True
@@ -128,15 +126,6 @@ def read_sql(
             while rows := _fetch(name, plan.what, result, offset):
                 chunks.append(_frame(name, plan.what, columns, rows, offset))
                 offset += len(rows)
-    except NoSuchTableError as exc:
-        raise PermanentError(
-            f"source {name}: no table {source.table} at {where}",
-            hint="check the table name and the connection",
-        ) from exc
-    except SQLAlchemyError as exc:
-        if is_transient(exc):
-            raise TransientError(f"source {name}: cannot read {where}: {first_line(exc)}") from exc
-        raise PermanentError(f"source {name}: {what} at {where} failed: {first_line(exc)}") from exc
     schema = {c.name: c.dtype or pl.Null() for c in columns}
     frame = pl.concat(chunks, how="vertical_relaxed") if chunks else pl.DataFrame(schema=schema)
     new_mark = None
@@ -157,24 +146,40 @@ def has_rows_past(
     engine = connections.engine(source.connection or default)
     where = engine.url.render_as_string(hide_password=True)
     cursor = source.incremental.cursor if source.incremental else None
-    try:
-        if source.query is not None:
-            plan = _query_plan(name, source, engine, cursor, watermark)
-            text = plan.statement
-            assert isinstance(text, sa.TextClause)
-            stmt: sa.Executable = sa.select(sa.literal(1)).select_from(text.columns().subquery("p")).limit(1)
+    with _source_errors(name, source, where, "the check for new rows"):
+        plan = _plan(name, source, engine, cursor, watermark, where)
+        if isinstance(plan.statement, sa.TextClause):  # a query: one row of it, whatever its columns
+            stmt: sa.Executable = sa.select(sa.literal(1)).select_from(plan.statement.columns().subquery("p"))
         else:
-            plan = _table_plan(name, source, engine, cursor, watermark, where)
             assert isinstance(plan.statement, sa.Select)
-            stmt = plan.statement.limit(1)
+            stmt = plan.statement
         with engine.connect() as conn:
-            return conn.execute(stmt).first() is not None
+            return conn.execute(stmt.limit(1)).first() is not None  # type: ignore[attr-defined]
+
+
+@contextmanager
+def _source_errors(name: str, source: SqlSource, where: str, what: str) -> Iterator[None]:
+    """A source's database errors, classed: a missing table and other refusals are permanent, what
+    is_transient says is worth a retry is transient."""
+    try:
+        yield
+    except NoSuchTableError as exc:
+        raise PermanentError(
+            f"source {name}: no table {source.table} at {where}",
+            hint="check the table name and the connection",
+        ) from exc
     except SQLAlchemyError as exc:
         if is_transient(exc):
             raise TransientError(f"source {name}: cannot read {where}: {first_line(exc)}") from exc
-        raise PermanentError(
-            f"source {name}: cannot check for new rows at {where}: {first_line(exc)}"
-        ) from exc
+        raise PermanentError(f"source {name}: {what} at {where} failed: {first_line(exc)}") from exc
+
+
+def _plan(
+    name: str, source: SqlSource, engine: sa.Engine, cursor: str | None, start: Any, where: str
+) -> _Plan:
+    if source.query is not None:
+        return _query_plan(name, source, engine, cursor, start)
+    return _table_plan(name, source, engine, cursor, start, where)
 
 
 # ------------------------------------------------------------------ statements

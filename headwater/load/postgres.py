@@ -11,10 +11,9 @@ import polars as pl
 import sqlalchemy as sa
 
 from headwater.errors import PermanentError
-from headwater.frames import batches, columns
+from headwater.frames import batches, columns, streamed_read_error
 from headwater.load.base import LoadResult
 from headwater.load.schema import qualified
-from headwater.redact import redact
 from headwater.spec.models import Destination
 
 COPY_CHUNK_ROWS = 250_000
@@ -31,12 +30,7 @@ def _copy(cur, target_sql: str, columns_sql: str, frame: pl.DataFrame | pl.LazyF
         try:
             chunk = next(chunks, None)
         except pl.exceptions.PolarsError as exc:
-            first = redact(str(exc).strip().splitlines()[0])
-            raise PermanentError(
-                f"reading the streamed input failed after {offset} rows: {type(exc).__name__}: {first}",
-                hint="a row does not fit the columns' types: declare the column's type under columns: in "
-                "the source, or fix the row; nothing was loaded",
-            ) from exc
+            raise streamed_read_error(f"load into {target_sql}", exc, offset) from exc
         if chunk is None:
             return offset
         if chunk.height == 0:

@@ -14,6 +14,7 @@ import polars as pl
 from headwater.connections import Connections
 from headwater.errors import DataQualityError, PermanentError
 from headwater.extract import extract_source
+from headwater.frames import streamed_read_error
 from headwater.load import LoadResult, WatermarkUpdate, load_frame, read_watermark
 from headwater.load.base import schema_drift
 from headwater.load.quarantine import COLUMNS as QUARANTINE_COLUMNS
@@ -272,16 +273,7 @@ def _collected(step: LoadStep, frame: pl.LazyFrame) -> pl.DataFrame:
     try:
         return frame.collect(engine="streaming")
     except pl.exceptions.PolarsError as exc:
-        raise streamed_read_error(step.name, exc) from exc
-
-
-def streamed_read_error(step: str, exc: Exception) -> PermanentError:
-    first = redact(str(exc).strip().splitlines()[0])
-    return PermanentError(
-        f"step {step}: reading the streamed input failed: {type(exc).__name__}: {first}",
-        hint="the file has a row that does not fit the columns' types: declare the column's type under "
-        "columns: in the source, or fix the row; nothing was loaded",
-    )
+        raise streamed_read_error(f"step {step.name}", exc) from exc
 
 
 def run_notify(env: StepEnv, step: NotifyStep, frame: pl.DataFrame | None) -> StepOutput:
