@@ -502,7 +502,9 @@ def status(settings: Settings) -> dict[str, Any]:
         import httpx
 
         try:
-            with httpx.Client(timeout=5) as client:
+            # A refused connection fails at once; a busy server (SQLite under a burst of scheduling on a small
+            # machine) may take many seconds to answer, and that is slow, not down.
+            with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
                 out["api_healthy"] = client.get(f"{url}/health").status_code == 200
                 deployments = client.post(f"{url}/deployments/filter", json={"limit": 200}).json()
                 out["deployments"] = sorted(
