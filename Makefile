@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check headwater flows tasks blocks console tests bench
+	$(BIN)/ruff check headwater flows tasks blocks console tests bench api
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

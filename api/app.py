@@ -1,7 +1,10 @@
-"""The HTTP API. `GET /health`: the process answers (liveness). `GET /ready`: what Headwater needs
-answers too — the metadata store and the warehouse always, the Prefect API (PREFECT_API_URL, or the
-server `headwater up` runs) and Redis when configured — 200, or 503 naming each failing component
-and why. Serve it with `headwater api`."""
+"""The HTTP API (serve it with `headwater api`; OpenAPI docs at /docs).
+
+`GET /health`: the process answers (liveness). `GET /ready`: what Headwater needs answers too — the
+metadata store and the warehouse always; the Prefect API (PREFECT_API_URL, or the server `headwater
+up` runs), its workers, and Redis when configured — 200, or 503 naming each failing component and
+why. Under /api: pipelines, executions, quality, lineage (api/routes.py), each request with an API
+token. Every error is JSON with a message and a fix (api/errors.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from api import errors, routes, webhooks
+from api.context import ApiContext
 from headwater.services import running_api_url
 from headwater.settings import Settings
 from headwater.views.health import as_json, check_all, readiness
@@ -18,12 +23,21 @@ from headwater.views.health import as_json, check_all, readiness
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Headwater API",
-        description="Health and readiness of a Headwater installation.",
+        description=(
+            "Pipelines, executions, quality and lineage of a Headwater installation. Send "
+            "`Authorization: Bearer <token>` (make one with `headwater tokens create`). Errors are "
+            '`{"error": {"status", "message", "fix"}}`.'
+        ),
         version="1",
     )
+    errors.install(app)
 
     def current() -> Settings:
         return settings or Settings.from_env()
+
+    app.state.context = ApiContext.create(current())
+    app.include_router(routes.router)
+    app.include_router(webhooks.router)
 
     @app.get("/health", summary="Liveness: the API process answers")
     def health() -> dict[str, Any]:
@@ -42,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "failing": [
                 {"component": c.component, "why": c.detail or "not configured", "target": c.target}
                 for c in failing
+            ],
+            "degraded": [
+                {"component": c.component, "why": c.detail} for c in checks if c.status == "degraded"
             ],
             "components": [as_json(c) for c in checks],
         }

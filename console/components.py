@@ -48,6 +48,8 @@ HEALTH_ICON = {
     "ok": ":green[:material/check_circle:]",
     "down": ":red[:material/error:]",
     "not_configured": ":gray[:material/do_not_disturb_on:]",
+    "degraded": ":orange[:material/warning:]",
+    "unknown": ":gray[:material/help:]",
 }
 
 

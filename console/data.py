@@ -4,6 +4,7 @@ never share an entry). Pages call these and the domain's Actions; they never que
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -88,6 +89,18 @@ def health(
 def health_now() -> list[HealthCheck]:
     s = settings()
     return health(s.database_url, s.warehouse_url, s.prefect_api_url, s.redis_url)
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _open_breakers(url: str) -> list[dict[str, Any]]:
+    from headwater.breakers import open_breakers
+
+    return [{**b.as_dict(), "state": b.state} for b in open_breakers(_engine(url), now())]
+
+
+def open_breakers_now() -> list[dict[str, Any]]:
+    """Circuit breakers that are open or half-open (headwater.breakers)."""
+    return _open_breakers(settings().database_url)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -384,3 +397,32 @@ def audit(limit: int, username: str | None, action: str | None, outcome: str | N
 def pipeline_params(pipeline: str) -> dict[str, Any]:
     """The parameters the pipeline's spec declares (name -> ParamSpec), for the run-now form."""
     return dict(spec(pipeline).spec.params)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _sync_health(url: str, next_runs: tuple[tuple[str, datetime | None], ...]) -> pl.DataFrame:
+    from headwater.views.sync import sync_health as view
+
+    return view(_engine(url), now(), dict(next_runs))
+
+
+def sync_health(states: Mapping[str, ScheduleState]) -> pl.DataFrame:
+    """Each sync pipeline's health (headwater.views.sync), next runs from `states` (the orchestrator's,
+    or the specs')."""
+    return _sync_health(settings().database_url, tuple(sorted((k, v.next_run) for k, v in states.items())))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _sla_report(url: str, folder: str, days: int | None) -> dict[str, Any]:
+    from headwater.alerting.sla import sla_specs
+    from headwater.sla import sla_report as report
+
+    specs, _ = sla_specs(folder)
+    return report(_engine(url), specs, now(), days)
+
+
+def sla_report(days: int | None) -> dict[str, Any]:
+    """Each `sla:` pipeline's attainment over the last `days` days (None: its window), and what an
+    SLA check finds now (headwater.sla.sla_report)."""
+    s = settings()
+    return _sla_report(s.database_url, str(s.pipelines_dir), days)

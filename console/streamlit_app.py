@@ -17,6 +17,8 @@ pages = {
         st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
         st.Page("app_pages/pipelines.py", title="Pipelines", icon=":material/account_tree:"),
         st.Page("app_pages/run.py", title="Runs", icon=":material/play_circle:", url_path="run"),
+        st.Page("app_pages/sla.py", title="SLAs", icon=":material/timer:"),
+        st.Page("app_pages/sync.py", title="Sync health", icon=":material/sync:"),
     ],
     "Data": [
         st.Page("app_pages/quality.py", title="Quality", icon=":material/verified:"),

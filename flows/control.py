@@ -64,7 +64,15 @@ class PrefectOrchestrator:
             f"the Prefect API at {self.api_url} did not answer: {type(exc).__name__}: {exc}"
         )
 
-    def run(self, pipeline: str, params: Mapping[str, Any], *, replay: bool, requested_by: str) -> RunTicket:
+    def run(
+        self,
+        pipeline: str,
+        params: Mapping[str, Any],
+        *,
+        replay: bool,
+        requested_by: str,
+        execution_type: str = "manual",
+    ) -> RunTicket:
         import httpx
 
         self.local.check(pipeline, params)
@@ -72,11 +80,17 @@ class PrefectOrchestrator:
             with self._client() as client:
                 deployment = self._deployment(client, pipeline)
                 if deployment is None:
-                    return self.local.run(pipeline, params, replay=replay, requested_by=requested_by)
+                    return self.local.run(
+                        pipeline,
+                        params,
+                        replay=replay,
+                        requested_by=requested_by,
+                        execution_type=execution_type,
+                    )
                 run_id = str(uuid.uuid4())  # the flow records its run under it: the console links to it
                 parameters: dict[str, Any] = {
                     "pipeline": pipeline,
-                    "execution_type": "manual",
+                    "execution_type": execution_type,
                     "run_id": run_id,
                 }
                 if replay:
@@ -86,7 +100,10 @@ class PrefectOrchestrator:
                 flow_run = client.create_flow_run_from_deployment(
                     deployment.id,
                     parameters=parameters,
-                    tags=["console", f"requested-by:{requested_by}"],
+                    tags=[
+                        "console" if execution_type == "manual" else execution_type,
+                        f"requested-by:{requested_by}",
+                    ],
                 )
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc

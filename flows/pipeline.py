@@ -13,7 +13,7 @@ from prefect.states import Completed
 
 from headwater.connections import Connections
 from headwater.deploy import EVENT_PREFIX, pipeline_resource
-from headwater.errors import HeadwaterError, SpecError
+from headwater.errors import HeadwaterError, PermanentError, SpecError
 from headwater.pipeline import PipelineRun
 from headwater.pipeline.driver import execute
 from headwater.pipeline.launch import record_refusal
@@ -66,6 +66,20 @@ def load_rest_token(name: str) -> str:
 
     block: RestCredentials = RestCredentials.load(name)  # type: ignore[assignment]
     return block.token.get_secret_value()
+
+
+def load_service_account_key(name: str) -> str:
+    from blocks import Ga4ServiceAccount
+
+    try:
+        block: Ga4ServiceAccount = Ga4ServiceAccount.load(name)  # type: ignore[assignment]
+    except ValueError as exc:  # Prefect: "Unable to find block document named ..."
+        raise PermanentError(
+            f"GA4 service-account block {name!r} cannot be loaded: {exc}",
+            hint='save the key as that block: python -c "from blocks import Ga4ServiceAccount as B; '
+            f"B(key_json=open('key.json').read()).save('{name}')\" (after prefect block register -m blocks)",
+        ) from None
+    return block.key_json.get_secret_value()
 
 
 def detect_execution_type() -> str:
@@ -140,7 +154,10 @@ def pipeline_flow(
         store.dispose()
         raise
     connections = Connections(
-        settings.warehouse_url, database_block=load_database_url, secret_block=load_rest_token
+        settings.warehouse_url,
+        database_block=load_database_url,
+        secret_block=load_rest_token,
+        service_account_block=load_service_account_key,
     )
     kind = execution_type or detect_execution_type()
     if not replay and kind in APPLIES_TO and loaded.spec.when is not None:

@@ -32,6 +32,8 @@ class Connections:
     default_warehouse_url: str
     database_block: BlockLookup = field(default_factory=lambda: _no_blocks("database"))
     secret_block: BlockLookup = field(default_factory=lambda: _no_blocks("credentials"))
+    service_account_block: BlockLookup = field(default_factory=lambda: _no_blocks("GA4 service-account"))
+    """A saved headwater-ga4-service-account block's key (JSON text), by block name."""
     _engines: dict[str, sa.Engine] = field(default_factory=dict, repr=False)
     _lock: Lock = field(default_factory=Lock, repr=False)
     _secrets: set[str] = field(default_factory=set, repr=False)
@@ -56,6 +58,11 @@ class Connections:
         token = auth.token if auth.token is not None else self.secret_block(auth.block or "")
         self._secrets.add(token)
         return token
+
+    def remember_secret(self, value: str) -> None:
+        """A secret a source obtained itself (a key, an access token): masked in messages too."""
+        if value:
+            self._secrets.add(value)
 
     @property
     def secrets(self) -> set[str]:

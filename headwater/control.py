@@ -70,7 +70,13 @@ class Orchestrator(Protocol):
     kind: str
 
     def run(
-        self, pipeline: str, params: Mapping[str, Any], *, replay: bool, requested_by: str
+        self,
+        pipeline: str,
+        params: Mapping[str, Any],
+        *,
+        replay: bool,
+        requested_by: str,
+        execution_type: str = "manual",
     ) -> RunTicket: ...
 
     def set_paused(self, pipeline: str, paused: bool) -> None: ...
@@ -114,7 +120,13 @@ class LocalOrchestrator:
         self.env = dict(env) if env is not None else None
 
     def command(
-        self, pipeline: str, params: Mapping[str, Any], *, replay: bool, run_id: str | None = None
+        self,
+        pipeline: str,
+        params: Mapping[str, Any],
+        *,
+        replay: bool,
+        run_id: str | None = None,
+        execution_type: str = "manual",
     ) -> list[str]:
         base = [sys.executable, "-m", "headwater.cli"]
         if replay:
@@ -127,7 +139,15 @@ class LocalOrchestrator:
                 "--pipelines",
                 str(self.pipelines_dir),
             ]
-        args = [*base, "run", pipeline, "--pipelines", str(self.pipelines_dir), "--execution-type", "manual"]
+        args = [
+            *base,
+            "run",
+            pipeline,
+            "--pipelines",
+            str(self.pipelines_dir),
+            "--execution-type",
+            execution_type,
+        ]
         if run_id:
             args += ["--run-id", run_id]
         for key, value in params.items():
@@ -141,7 +161,15 @@ class LocalOrchestrator:
 
         find_pipeline(self.pipelines_dir, pipeline, params=dict(params))
 
-    def run(self, pipeline: str, params: Mapping[str, Any], *, replay: bool, requested_by: str) -> RunTicket:
+    def run(
+        self,
+        pipeline: str,
+        params: Mapping[str, Any],
+        *,
+        replay: bool,
+        requested_by: str,
+        execution_type: str = "manual",
+    ) -> RunTicket:
         self.check(pipeline, params)
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -152,7 +180,7 @@ class LocalOrchestrator:
         run_id = None if replay else str(uuid.uuid4())
         with path.open("wb") as out:
             proc = subprocess.Popen(
-                self.command(pipeline, params, replay=replay, run_id=run_id),
+                self.command(pipeline, params, replay=replay, run_id=run_id, execution_type=execution_type),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

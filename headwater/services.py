@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -118,6 +119,8 @@ class UpConfig:
     console: bool = True
     port: int = 4200
     console_port: int = 8501
+    api: bool = True
+    api_port: int = 8600
     pipelines_dir: Path | None = None
     host: str = "127.0.0.1"
     """Where the Prefect server listens: 0.0.0.0 lets workers on other hosts reach it."""
@@ -130,6 +133,8 @@ class UpConfig:
             console=not args.no_console,
             port=args.port,
             console_port=args.console_port,
+            api=not args.no_api,
+            api_port=args.api_port,
             pipelines_dir=Path(args.pipelines).resolve() if args.pipelines else None,
             host=args.host,
         )
@@ -287,9 +292,15 @@ class Supervisor:
                 "console", [sys.executable, "-m", "headwater.cli", "console", "--port", str(port)], env
             )
             console_url = f"http://127.0.0.1:{port}"
+        http_api_url = None
+        if self.config.api:
+            port = _free_port(self.config.api_port)
+            self._spawn("api", [sys.executable, "-m", "headwater.cli", "api", "--port", str(port)], env)
+            http_api_url = f"http://127.0.0.1:{port}"
         self._write_state(
             api_url=api_url,
             console_url=console_url,
+            http_api_url=http_api_url,
             ui_url=None if self.state["external_api"] else api_url.removesuffix("/api"),
             ready=True,
             phase="up",
@@ -320,14 +331,33 @@ class Supervisor:
         except Exception as exc:  # the store may be unreachable for a while: the next sweep tries again
             log.warning("could not sweep for crashed runs: %s", exc)
 
-    def watch(self, sweep_every: float = 10.0) -> None:
+    def sla_sweep(self) -> None:
+        """SLA alerts between runs (headwater.alerting.sla): a deadline with no run, a projected
+        miss, a breach. Errors are logged; the next sweep tries again."""
+        if self.store is None:
+            return
+        try:
+            from headwater.alerting.sla import check_slas, sla_specs
+
+            specs, _ = sla_specs(self.config.pipelines_dir or self.settings.pipelines_dir)
+            check_slas(self.settings, self.store.engine, specs, datetime.now(UTC))
+        except Exception as exc:  # the store or a spec may be broken for a while
+            log.warning("could not check SLAs: %s", exc)
+
+    def watch(self, sweep_every: float = 10.0, sla_every: float = 60.0) -> None:
         """Restart a child that died (at most 5 times in 5 minutes), sweep for runs whose process
-        died, until told to stop."""
-        last_sweep = 0.0
+        died, check SLAs (in a thread of its own: a slow channel does not hold this loop), until
+        told to stop."""
+        last_sweep = last_sla = 0.0
+        sla_thread: threading.Thread | None = None
         while not self.stopping:
             if time.monotonic() - last_sweep >= sweep_every:
                 self.sweep()
                 last_sweep = time.monotonic()
+            if time.monotonic() - last_sla >= sla_every and not (sla_thread and sla_thread.is_alive()):
+                sla_thread = threading.Thread(target=self.sla_sweep, name="sla-sweep", daemon=True)
+                sla_thread.start()
+                last_sla = time.monotonic()
             for child in self.children:
                 if child.proc is not None and child.proc.poll() is not None and not self.stopping:
                     now = time.monotonic()
@@ -440,6 +470,10 @@ def up(settings: Settings, config: UpConfig, timeout: float = 240.0) -> dict[str
     ]
     if not config.console:
         argv.append("--no-console")
+    if not config.api:
+        argv.append("--no-api")
+    else:
+        argv += ["--api-port", str(config.api_port)]
     if config.host != "127.0.0.1":
         argv += ["--host", config.host]
     if config.pipelines_dir:
@@ -531,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=4200)
     parser.add_argument("--console-port", type=int, default=8501)
     parser.add_argument("--no-console", action="store_true")
+    parser.add_argument("--api-port", type=int, default=8600)
+    parser.add_argument("--no-api", action="store_true")
     parser.add_argument("--pipelines")
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)

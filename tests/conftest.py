@@ -92,3 +92,7 @@ def store_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.
     store = Store(url).migrate()
     yield store.engine
     store.dispose()
+
+
+# the golden store (the examples really run once per backend) for the console's and the API's tests
+pytest_plugins = ["tests.golden"]

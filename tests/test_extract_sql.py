@@ -22,7 +22,7 @@ from headwater.extract.sql import read_sql
 from headwater.pipeline.run import PipelineRun
 from headwater.spec.loader import parse_spec
 from headwater.spec.models import SqlSource
-from headwater.store.store import _source_location
+from headwater.store.store import source_location
 from headwater.transform.registry import OpContext, parse_ops, run_ops
 
 
@@ -409,7 +409,7 @@ def test_table_or_query_and_no_columns_with_a_query() -> None:
 def test_a_query_source_has_a_location_and_a_lineage_label(tmp_path: Path) -> None:
     loaded = parse_spec(SPEC.format(query='"SELECT 1 AS x"', extra=""), "shop_sync.yaml", env={})
     source = loaded.spec.sources["orders"]
-    assert _source_location(source) == ("sqlite:///shop.db#query", None)
+    assert source_location(source) == ("sqlite:///shop.db#query", None)
 
     run = PipelineRun.__new__(PipelineRun)  # only what _dataset reads
     run.spec, run.connections = loaded.spec, Connections(default_warehouse_url=sqlite_url(tmp_path))

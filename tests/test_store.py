@@ -31,6 +31,10 @@ TABLES = {
     "data_destinations",
     "pipeline_executions",
     "step_executions",
+    "api_tokens",  # 0007
+    "circuit_breakers",  # 0009
+    "last_good_extracts",  # 0009
+    "webhook_events",  # 0008
     "alembic_version",
 }
 

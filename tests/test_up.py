@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import httpx
 import psutil
 import pytest
 import sqlalchemy as sa
@@ -165,6 +166,13 @@ def test_up_runs_schedules_triggers_and_preconditions_and_down_ends_it_all(tmp_p
         assert runs.get("up_tick", [])[:2] == [("scheduled", "completed")] * 2, runs
         assert ("triggered", "completed") in runs.get("up_after", []), runs
         assert runs.get("up_gated", [])[:2] == [("scheduled", "completed"), ("scheduled", "skipped")], runs
+
+        # up serves the HTTP API too: ready, with the workers of the deployments' pool seen online
+        http_api = json.loads((home / "run" / "up.json").read_text())["http_api_url"]
+        ready = httpx.get(f"{http_api}/ready", timeout=60)
+        assert ready.status_code == 200, ready.text
+        workers = next(c for c in ready.json()["components"] if c["component"] == "Workers")
+        assert workers["status"] == "ok" and workers["detail"] == "online: headwater (2)", workers
 
         # a backfill through the deployment: its partitions are flow runs the workers run
         backfill = [*headwater, "backfill", "up_window", "--from", "2026-01-01", "--to", "2026-01-03"]

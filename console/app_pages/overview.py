@@ -87,8 +87,26 @@ def health_panel() -> None:
         )
 
 
+@auth.live("30s")
+def breakers_panel() -> None:
+    st.subheader("Circuit breakers")
+    open_now = data.open_breakers_now()
+    if not open_now:
+        st.caption("All breakers closed: every source and alert channel is called.")
+        return
+    for b in open_now:
+        state = "half-open (a probe is let through)" if b["state"] == "half_open" else "open"
+        st.markdown(
+            f":material/power_off: **{b['key']}** — {state} since {b['opened_at']}, until "
+            f"{b['open_until']}  \n<small>{b['recent_failures']} failure(s); last: "
+            f"{b['last_error'] or '—'}</small>",
+            unsafe_allow_html=True,
+        )
+
+
 with right:
     health_panel()
+    breakers_panel()
 
 
 @auth.live("10s")

@@ -9,6 +9,7 @@ import streamlit as st
 
 from console import auth, data
 from console import components as c
+from headwater.views.runs import request_retries
 
 STATUSES = ["completed", "completed_with_warnings", "running", "failed", "crashed", "skipped"]
 
@@ -50,6 +51,7 @@ c.table(
         pl.col("retry_count").alias("retries"),
         pl.col("failed_step").alias("failed step"),
         pl.col("error_type").alias("error"),
+        pl.col("data_age_seconds").round(0).alias("stale data age (s)"),
         pl.concat_str(pl.lit("run?id="), pl.col("id")).alias("open"),
     ),
     "runs_table",
@@ -132,6 +134,13 @@ if run["status"] in ("failed", "crashed"):
     )
 for warning in run.get("warnings") or []:
     st.warning(warning)
+for used in detail.stale:
+    st.error(
+        f"**Stale data**: step **{used['step']}** loaded its last good extract of "
+        f"{used['extracted_at']} ({used['rows']} rows, {c.seconds(used['age_seconds'])} old) instead of "
+        f"source {used['source']}: circuit breaker `{used['breaker']}` open until {used['open_until']}.",
+        icon=":material/history:",
+    )
 
 st.subheader("Steps")
 timeline = detail.timeline
@@ -191,6 +200,10 @@ c.table(
         "error": st.column_config.TextColumn(width="large"),
     },
 )
+for step_row in detail.steps:
+    note = request_retries(step_row["metrics"])
+    if note:
+        st.caption(f"**{step_row['step_name']}**: source requests {note}")
 
 st.subheader("Quality checks")
 if not detail.checks:

@@ -14,6 +14,7 @@ from headwater.access import config, users
 from headwater.access.audit import AuditEntry, record
 from headwater.access.roles import Action, Role, allowed, roles_allowed
 from headwater.access.sessions import Principal, SessionExpired, principal
+from headwater.access.tokens import is_api_token, token_principal
 from headwater.control import Orchestrator, RunTicket
 from headwater.errors import PermanentError
 from headwater.redact import redact
@@ -46,6 +47,7 @@ class Actions:
         *,
         clock: Callable[[], datetime] = utc_now,
         source: str = "console",
+        connections: Any = None,
     ) -> None:
         """`alerts` builds the AlertEngine (it needs the channel and rule config); None: not configured."""
         self.engine = engine
@@ -53,16 +55,24 @@ class Actions:
         self.alerts = alerts
         self.clock = clock
         self.source = source
+        self.connections = connections
+        """Where a dry run reads incremental watermarks from (None: it does not)."""
 
     # ------------------------------------------------------------ the gate
+
+    def identify(self, token: str | None) -> Principal:
+        """Who holds `token`: a console session or an API token (SessionExpired: nobody)."""
+        now = self.clock()
+        if token is not None and is_api_token(token):
+            return token_principal(self.engine, token, now)
+        return principal(self.engine, token, now)
 
     def authorize(
         self, token: str | None, action: Action, target: str | None = None, params: Any = None
     ) -> Principal:
         """Who may do `action`, or AccessDenied after auditing the refusal."""
-        now = self.clock()
         try:
-            who = principal(self.engine, token, now)
+            who = self.identify(token)
         except SessionExpired as exc:
             self._audit(None, None, action, target, params, "denied", str(exc))
             raise AccessDenied(action, None, None, f"not signed in: {exc}") from exc
@@ -138,15 +148,41 @@ class Actions:
             )
 
     def run_pipeline(
-        self, token: str | None, pipeline: str, params: Mapping[str, Any] | None = None
+        self,
+        token: str | None,
+        pipeline: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        execution_type: str = "manual",
     ) -> RunTicket:
+        """Start a run (`execution_type` manual, or retry of a run that failed)."""
         values = dict(params or {})
+        audited = values if execution_type == "manual" else {**values, "execution_type": execution_type}
 
         def work(who: Principal) -> RunTicket:
             self._known(pipeline)
-            return self._orchestrator().run(pipeline, values, replay=False, requested_by=who.username)
+            return self._orchestrator().run(
+                pipeline, values, replay=False, requested_by=who.username, execution_type=execution_type
+            )
 
-        return self._do(token, Action.RUN_PIPELINE, pipeline, values, work, lambda t: t.detail)
+        return self._do(token, Action.RUN_PIPELINE, pipeline, audited, work, lambda t: t.detail)
+
+    def plan_pipeline(
+        self, token: str | None, pipeline: str, params: Mapping[str, Any] | None, pipelines_dir: Any
+    ) -> dict[str, Any]:
+        """What a run with these parameters would do (a dry run: nothing read, nothing written).
+        The same permission as running it, audited as a dry run."""
+        from headwater.pipeline.plan import plan
+
+        values = dict(params or {})
+
+        def work(_: Principal) -> dict[str, Any]:
+            self._known(pipeline)
+            return plan(pipelines_dir, pipeline, values, connections=self.connections)
+
+        return self._do(
+            token, Action.RUN_PIPELINE, pipeline, {**values, "dry_run": True}, work, lambda _: "dry run"
+        )
 
     def set_paused(self, token: str | None, pipeline: str, paused: bool) -> None:
         action = Action.PAUSE_PIPELINE if paused else Action.RESUME_PIPELINE

@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
 from headwater.alerting.config import AlertRule, AlertRules, Channels, load_channels, load_rules
+from headwater.alerting.sla import sla_facts, sla_rules
 from headwater.pipeline.outcome import RunOutcome
 from headwater.settings import Settings
 from headwater.store.store import Store, aware
@@ -55,6 +57,29 @@ def spec_rules(outcome: RunOutcome, channels: Channels) -> list[AlertRule]:
     return rules
 
 
+def breaker_rules(outcome: RunOutcome, channels: Channels, base: AlertRules) -> list[AlertRule]:
+    """Every pipeline's built-in `<pipeline>.circuit-open` rule (warning): raised while a circuit
+    breaker in front of one of its sources is open, resolved by the first run that finds them all
+    closed. To the spec's `alerts.channels` when it names some, else the warning channels; a rule of
+    rules.yaml on `circuit_open` for this pipeline replaces it."""
+    for rule in base.rules:
+        if "circuit_open" in rule.when.key() and fnmatchcase(outcome.pipeline, rule.pipeline or "*"):
+            return []
+    wanted = list(outcome.alerts.channels) if outcome.alerts else []
+    known = [c for c in wanted if c in channels.channels]
+    return [
+        AlertRule.model_validate(
+            {
+                "name": f"{outcome.pipeline}.circuit-open",
+                "pipeline": outcome.pipeline,
+                "severity": "warning",
+                "when": {"circuit_open": True},
+                "channels": known or None,
+            }
+        )
+    ]
+
+
 def alert_on(
     outcome: RunOutcome,
     settings: Settings,
@@ -77,14 +102,22 @@ def alert_on(
     channels = load_channels(settings.alerts_dir / "channels.yaml")
     base = load_rules(settings.alerts_dir / "rules.yaml", channels)
     rules = AlertRules(
-        severity_channels=base.severity_channels, rules=[*base.rules, *spec_rules(outcome, channels)]
+        severity_channels=base.severity_channels,
+        rules=[
+            *base.rules,
+            *spec_rules(outcome, channels),
+            *breaker_rules(outcome, channels, base),
+            *sla_rules(outcome.pipeline, outcome.sla, outcome.alerts, channels),
+        ],
     )
     last = {
         d["table_name"]: aware(d["last_loaded"]) for d in store.last_loads() if d["last_loaded"] is not None
     }
     facts = outcome.facts(dict(links), last)
+    now = datetime.now(UTC)
+    facts.sla = sla_facts(store.engine, outcome.pipeline, outcome.sla, now)
     from headwater.anomaly.models import anomalies_of
 
     facts.anomalies = anomalies_of(store, outcome.pipeline, outcome.run_id, settings.home / "models")
     engine = AlertEngine(store.engine, channels, rules, deliver=deliverer, secrets=secrets)
-    return list(engine.process_run(facts, datetime.now(UTC)))
+    return list(engine.process_run(facts, now))

@@ -138,6 +138,31 @@ class AnomalyDetected(_Condition):
         return "anomaly_detected"
 
 
+class BreakerOpen(_Condition):
+    circuit_open: Literal[True] = Field(
+        description="fires while a circuit breaker in front of one of the pipeline's sources is open "
+        "(or half-open); resolves on the first run that finds them all closed"
+    )
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        out = []
+        for b in facts.breakers:
+            error = f"; last error: {b['last_error']}" if b.get("last_error") else ""
+            out.append(
+                f"circuit breaker {b['key']} is {str(b['state']).replace('_', '-')} "
+                f"(opened {b.get('opened_at')}, open until {b.get('open_until')}{error})"
+            )
+        for s in facts.stale if out else []:
+            out.append(
+                f"step {s['step']} loaded its last good extract of {s['extracted_at']} "
+                f"({s['rows']} rows, {s['age_seconds']:.0f} s old): the data is stale"
+            )
+        return out
+
+    def key(self) -> str:
+        return "circuit_open"
+
+
 class Stale(_Condition):
     table: str = Field(min_length=1, description="the table that must be loaded regularly")
     not_loaded_for_hours: float = Field(gt=0, description="fires when the table is older than this")
@@ -153,6 +178,51 @@ class Stale(_Condition):
 
     def key(self) -> str:
         return f"stale:{self.table}:{self.not_loaded_for_hours:g}"
+
+
+SlaObjective = Literal["any", "success_rate", "max_duration", "freshness"]
+SLA_BREACHES = ("success_rate", "max_duration", "freshness")
+
+
+class SlaBreach(_Condition):
+    sla_breach: SlaObjective = Field(
+        description="fires while the pipeline's SLA objective (success_rate, max_duration, freshness; "
+        "any: one of them) is missed"
+    )
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        kinds = SLA_BREACHES if self.sla_breach == "any" else (self.sla_breach,)
+        return [f"SLA {k.replace('_', ' ')}: {facts.sla[k]}" for k in kinds if k in facts.sla]
+
+    def key(self) -> str:
+        return f"sla_breach:{self.sla_breach}"
+
+
+class SlaProjectedMiss(_Condition):
+    sla_projected_miss: Literal[True] = Field(
+        description="fires when the pipeline's run is projected to miss its SLA deadline (and while "
+        "that deadline stays missed)"
+    )
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        found = facts.sla.get("projected_miss")
+        return [f"SLA deadline at risk: {found}"] if found else []
+
+    def key(self) -> str:
+        return "sla_projected_miss"
+
+
+class SlaMissedRun(_Condition):
+    sla_missed_run: Literal[True] = Field(
+        description="fires when the SLA deadline passed without a successful run that day (until one)"
+    )
+
+    def fired(self, facts: RunFacts, now: datetime) -> list[str]:
+        found = facts.sla.get("missed_run")
+        return [f"SLA deadline missed: {found}"] if found else []
+
+    def key(self) -> str:
+        return "sla_missed_run"
 
 
 class AllOf(_Condition):
@@ -185,8 +255,12 @@ _KINDS = {
     "quality_rule_failing": "quality_rule_failing",
     "quarantine_rate_over": "quarantine_rate_over",
     "anomaly_detected": "anomaly_detected",
+    "circuit_open": "circuit_open",
     "not_loaded_for_hours": "stale",
     "table": "stale",
+    "sla_breach": "sla_breach",
+    "sla_projected_miss": "sla_projected_miss",
+    "sla_missed_run": "sla_missed_run",
     "all": "all",
     "any": "any",
 }
@@ -207,7 +281,11 @@ Condition = Annotated[
     | Annotated[QualityRuleFailing, Tag("quality_rule_failing")]
     | Annotated[QuarantineRateOver, Tag("quarantine_rate_over")]
     | Annotated[AnomalyDetected, Tag("anomaly_detected")]
+    | Annotated[BreakerOpen, Tag("circuit_open")]
     | Annotated[Stale, Tag("stale")]
+    | Annotated[SlaBreach, Tag("sla_breach")]
+    | Annotated[SlaProjectedMiss, Tag("sla_projected_miss")]
+    | Annotated[SlaMissedRun, Tag("sla_missed_run")]
     | Annotated[AllOf, Tag("all")]
     | Annotated[AnyOf, Tag("any")],
     Discriminator(
@@ -215,9 +293,17 @@ Condition = Annotated[
         custom_error_type="unknown_condition",
         custom_error_message="not a condition: use one of run_failed, run_warned, run_succeeded, "
         "duration_over_seconds, "
-        "quality_score_below, quality_rule_failing, quarantine_rate_over, anomaly_detected, "
-        "table + not_loaded_for_hours, all, any",
+        "quality_score_below, quality_rule_failing, quarantine_rate_over, anomaly_detected, circuit_open, "
+        "table + not_loaded_for_hours, sla_breach, sla_projected_miss, sla_missed_run, all, any",
     ),
 ]
 AllOf.model_rebuild()
 AnyOf.model_rebuild()
+
+
+def sla_only(condition: _Condition) -> bool:
+    """The condition reads nothing but the SLA check (the SLA sweep evaluates only these)."""
+    if isinstance(condition, AllOf | AnyOf):
+        parts = condition.all if isinstance(condition, AllOf) else condition.any
+        return all(sla_only(c) for c in parts)
+    return isinstance(condition, SlaBreach | SlaProjectedMiss | SlaMissedRun)

@@ -97,9 +97,22 @@ class Channel(_Model):
         return None
 
 
+class ChannelBreaker(_Model):
+    """A circuit breaker per channel: a channel whose messages keep failing is not tried for a while
+    (its messages are recorded `skipped`), then one message probes it."""
+
+    enabled: bool = Field(default=True, description="false: every message is tried")
+    failures: int = Field(
+        default=3, ge=1, le=100, description="failed messages within `window_minutes` that open it"
+    )
+    window_minutes: float = Field(default=60, gt=0, description="how far back failed messages count")
+    open_minutes: float = Field(default=15, gt=0, description="how long no message is tried")
+
+
 class DeliveryPolicy(_Model):
     attempts: int = Field(default=3, ge=1, le=10, description="tries per message before it is failed")
     backoff_seconds: float = Field(default=2.0, ge=0, description="wait before the 2nd try; doubles after")
+    breaker: ChannelBreaker = Field(default=ChannelBreaker(), description="each channel's circuit breaker")
 
 
 class Channels(_Model):

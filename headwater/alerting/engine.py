@@ -33,6 +33,7 @@ from headwater.alerting.records import (
     new_plan,
     raise_failures,
 )
+from headwater.breakers import BreakerPolicy, Breakers, CircuitOpen
 from headwater.errors import PermanentError
 from headwater.store.tables import alert_deliveries, alert_instances, alert_silences, pipeline_alerts
 
@@ -65,6 +66,7 @@ class AlertEngine:
         )
         self.secrets = list(secrets)
         self._by_name = {r.name: r for r in rules.rules}
+        self.breakers = Breakers(engine)
 
     # ------------------------------------------------------------ rules
 
@@ -391,13 +393,36 @@ class AlertEngine:
         return out, failures
 
     def _send(self, plan: dict[str, Any], now: datetime) -> DeliveryFailed | None:
+        """Send through the channel's circuit breaker: while it is open the message is not tried
+        but recorded `skipped` (not retried on later ticks); a message that fails on every attempt
+        counts towards opening it; after it, one message probes the channel."""
         channel = self.channels.channels[plan["channel"]]
+        settings = self.channels.delivery.breaker
+        permit = None
+        if settings.enabled:
+            policy = BreakerPolicy(
+                settings.failures, settings.window_minutes * 60, settings.open_minutes * 60, 1
+            )
+            try:
+                permit = self.breakers.acquire(f"channel:{plan['channel']}", policy, now, kind="channel")
+            except CircuitOpen as exc:
+                plan.update(status="skipped", attempts=0, error=None, reason=exc.reason)
+                log.warning("alert message to %s skipped: %s", plan["channel"], exc.reason)
+                return None
         try:
             result = self.deliver.send(plan["channel"], channel.url, plan["title"], plan["body"])
         except DeliveryFailed as exc:
             plan.update(status="failed", attempts=exc.attempts, error=exc.detail)
             log.error("alert message to %s failed: %s", plan["channel"], exc.detail)
+            if permit is not None:
+                self.breakers.failed(permit, exc.detail, now)
             return exc
+        except BaseException:
+            if permit is not None:
+                self.breakers.released(permit, now)
+            raise
+        if permit is not None:
+            self.breakers.succeeded(permit, now)
         plan.update(status="sent", attempts=result.attempts, sent_at=now, error=None)
         return None
 

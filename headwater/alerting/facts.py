@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 FAILED_STATUSES = ("failed", "crashed")
 
@@ -34,6 +35,14 @@ class RunFacts:
     warnings: list[str] = field(default_factory=list)
     owner: str | None = None
     """Who owns the pipeline (its spec's alerts.owner, else owner), named in messages."""
+    sla: dict[str, str] = field(default_factory=dict)
+    """What the pipeline's SLA check found (headwater.sla.SlaFindings.as_facts): success_rate,
+    max_duration, freshness, projected_miss, missed_run -> in words; empty when all hold."""
+    breakers: list[dict[str, Any]] = field(default_factory=list)
+    """Circuit breakers in front of its sources that were not closed when the run ended (key, state,
+    opened_at, open_until, last_error)."""
+    stale: list[dict[str, Any]] = field(default_factory=list)
+    """Extracts that loaded their last good data instead of the source (step, breaker, age_seconds)."""
 
     @property
     def failed(self) -> bool:

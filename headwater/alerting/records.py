@@ -20,7 +20,8 @@ MATCHER_KEYS = ("pipeline", "rule", "severity")
 @dataclass(frozen=True)
 class Delivery:
     """One message to one channel, as recorded: sent, held (quiet hours/maintenance), suppressed
-    (silence), failed (refused on every attempt) or superseded (held, then no longer relevant)."""
+    (silence), failed (refused on every attempt), skipped (the channel's circuit breaker was open:
+    not tried) or superseded (held, then no longer relevant)."""
 
     id: int
     channel: str

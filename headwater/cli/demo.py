@@ -11,6 +11,10 @@ from typing import Any
 from headwater.cli.common import examples_dir, table
 from headwater.settings import Settings
 
+DEMO_PIPELINES = ("flights_daily", "carrier_monthly", "flights_clean", "vendor_prices", "claims_deidentified")
+"""The examples the demo runs: those that need no outside service or account (not ga4_daily_sync, which
+reads a Google Analytics property, nor webhook intake)."""
+
 
 def demo_salt(settings: Settings) -> str | None:
     """The demo's HASH_SALT when none is set: a random one kept for this home (mode 600)."""
@@ -32,7 +36,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.orchestration import orchestration
 
     pipelines = Path(os.environ.get("HEADWATER_PIPELINES") or examples_dir())
-    names = ["flights_daily", "carrier_monthly", "flights_clean", "vendor_prices", "claims_deidentified"]
+    names = list(DEMO_PIPELINES)
     print(f"Headwater demo: {', '.join(names)} from {pipelines}")
     salt_file = demo_salt(settings)
     if salt_file:

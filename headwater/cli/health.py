@@ -41,7 +41,10 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
             for c in checks
         ]
         print(table(rows, ["component", "status", "target", "latency", "detail"]))
+        degraded = [c for c in checks if c.status == "degraded"]
         print("ready" if ok else f"NOT READY: {', '.join(c.component for c in failing)}")
+        for c in degraded:
+            print(f"degraded: {c.component}: {c.detail}")
     return 0 if ok else 1
 
 

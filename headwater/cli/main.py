@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from headwater.cli import (
     alerts,
     backfill,
+    breakers,
     console,
     demo,
     deploy,
@@ -19,6 +20,8 @@ from headwater.cli import (
     run,
     runs,
     services,
+    sla,
+    tokens,
     transforms,
     users,
     validate,
@@ -52,12 +55,15 @@ COMMANDS = (
     alerts,
     transforms,
     users,
+    tokens,
     console,
     demo,
     backfill,
     deploy,
     services,
     health,
+    sla,
+    breakers,
 )
 """The command modules, in the order `headwater --help` lists their subcommands."""
 

@@ -38,13 +38,20 @@ def _profile_target(target: str, settings: Settings) -> tuple[str, Any]:
             raise HeadwaterError(
                 f"pipeline {pipeline} has no source {source!r} (it has: {', '.join(loaded.spec.sources)})"
             )
-        result = extract_source(
-            source,
-            loaded.spec.sources[source],
-            base_dir=loaded.base_dir,
-            connections=Connections(settings.warehouse_url),
-            warehouse=loaded.spec.warehouse,
-        )
+        from headwater.store import Store
+
+        store = Store(settings.database_url).migrate()  # a webhook source's events (its first batch)
+        try:
+            result = extract_source(
+                source,
+                loaded.spec.sources[source],
+                base_dir=loaded.base_dir,
+                connections=Connections(settings.warehouse_url),
+                warehouse=loaded.spec.warehouse,
+                events=store.engine,
+            )
+        finally:
+            store.dispose()
         return source, result.frame
     path = Path(target)
     if path.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from headwater.breakers import age_text
 from headwater.cli.common import mb, params_text, secs, table
 from headwater.settings import Settings
 
@@ -47,6 +48,12 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
         ):
             print(f"{key:18} {run[key]}")
         print(f"{'parameters':18} {params_text(run['parameters'])}")
+        for used in run.get("stale_data") or []:
+            print(
+                f"{'stale data':18} step {used['step']}: last good extract of {used['extracted_at']} "
+                f"({used['rows']} rows, {age_text(used['age_seconds'])} old) loaded instead of source "
+                f"{used['source']}: circuit breaker {used['breaker']} open until {used['open_until']}"
+            )
         step_rows = [
             (
                 s["step_name"],
@@ -65,6 +72,12 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
         print(
             table(step_rows, ["step", "type", "status", "attempts", "in", "out", "time", "peak MB", "error"])
         )
+        from headwater.views.runs import request_retries
+
+        for s in store.steps(args.run):
+            note = request_retries(s["metrics"])
+            if note:
+                print(f"  {s['step_name']}: {note}")
         checks = [
             (
                 c["rule_name"],
@@ -98,6 +111,7 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
             "" if r["quality_score"] is None else f"{r['quality_score']:.1f}",
             r["retry_count"],
             f"{r['failed_step']}: {r['error_type']}" if r["failed_step"] else (r["error_type"] or ""),
+            "" if r.get("data_age_seconds") is None else f"STALE {age_text(r['data_age_seconds'])}",
         )
         for r in runs
     ]
@@ -119,6 +133,7 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
                 "score",
                 "retries",
                 "failure",
+                "data age",
             ],
         )
     )

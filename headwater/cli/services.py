@@ -16,6 +16,8 @@ def _print_state(state: dict[str, Any]) -> None:
         print(f"Prefect UI   {state['ui_url']}")
     if state.get("console_url"):
         print(f"console      {state['console_url']}")
+    if state.get("http_api_url"):
+        print(f"HTTP API     {state['http_api_url']}  (docs: /docs)")
     rows = [
         (c["name"], c["pid"], "alive" if c.get("alive", True) else "DEAD", c["log"])
         for c in state["children"]
@@ -86,6 +88,10 @@ def add_parsers(sub: Any) -> None:
         "--console-port", type=int, default=8501, help="the console's port (default 8501, else a free one)"
     )
     p.add_argument("--no-console", action="store_true", help="do not serve the console")
+    p.add_argument(
+        "--api-port", type=int, default=8600, help="the HTTP API's port (default 8600, else a free one)"
+    )
+    p.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
     p.add_argument(
         "--host",
         default="127.0.0.1",

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import sqlalchemy as sa
 
 from headwater.connections import Connections
-from headwater.spec.models import ConnectionRef, FileSource, RestSource, Source, SqlSource
+from headwater.spec.models import (
+    ConnectionRef,
+    FileSource,
+    Ga4Source,
+    RestSource,
+    Source,
+    SqlSource,
+    WebhookSource,
+)
 
 
 @dataclass
@@ -28,8 +38,12 @@ def extract_source(
     connections: Connections,
     watermark: Any = None,
     warehouse: ConnectionRef | None = None,
+    now: datetime | None = None,
+    events: sa.Engine | None = None,
 ) -> ExtractResult:
-    """Read a source. `warehouse` is where a SQL source without a connection reads from."""
+    """Read a source. `warehouse` is where a SQL source without a connection reads from; `now` (the
+    run's start) is when relative dates (a GA4 source's "yesterday") are taken; `events`: the metadata
+    store's engine, where a webhook source's events are."""
     if isinstance(source, FileSource):
         from headwater.extract.files import read_files
 
@@ -42,4 +56,12 @@ def extract_source(
         from headwater.extract.rest import read_rest
 
         return read_rest(name, source, connections)
+    if isinstance(source, WebhookSource):
+        from headwater.extract.webhook import read_webhook
+
+        return read_webhook(name, source, events, watermark)
+    if isinstance(source, Ga4Source):
+        from headwater.extract.ga4 import read_ga4
+
+        return read_ga4(name, source, connections, base_dir, watermark, now)
     raise TypeError(f"unsupported source {type(source).__name__}")

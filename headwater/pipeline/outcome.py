@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from headwater.alerting.facts import RunFacts
-from headwater.spec.models import AlertSettings
+from headwater.spec.models import AlertSettings, Sla
 from headwater.store.store import RunSummary
 
 
@@ -28,6 +28,8 @@ class RunOutcome:
     owner: str | None = None
     alerts: AlertSettings | None = None
     """The spec's `alerts:` (who owns this pipeline's alerts, on which channels)."""
+    sla: Sla | None = None
+    """The spec's `sla:`, its time zone resolved (headwater.sla.resolved): checked after the run."""
 
     @property
     def status(self) -> str:
@@ -60,5 +62,7 @@ class RunOutcome:
             top_hint=self.top_hint,
             last_loaded=dict(last_loaded),
             warnings=list(s.warnings),
+            breakers=list(s.breakers),
+            stale=list(s.stale_data),
             owner=(self.alerts.owner if self.alerts and self.alerts.owner else None) or self.owner,
         )

@@ -6,14 +6,18 @@ data available, and the run completes with warnings."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from headwater.breakers import Breakers, BreakerState, open_breakers, source_breaker
 from headwater.connections import Connections, display_url
 from headwater.errors import DataQualityError, UpstreamUnavailable, retryable
+from headwater.extract.kept import KeptExtracts
 from headwater.frames import Frame, columns, height, materialise
 from headwater.load import WatermarkUpdate
 from headwater.pipeline import steps as run_steps
@@ -26,6 +30,7 @@ from headwater.spec.loader import LoadedSpec
 from headwater.spec.models import (
     ConnectionRef,
     ExtractStep,
+    Ga4Source,
     LoadStep,
     NotifyStep,
     RestSource,
@@ -33,6 +38,7 @@ from headwater.spec.models import (
     Step,
     TransformStep,
     ValidateStep,
+    WebhookSource,
 )
 from headwater.store.store import RunSummary, StepRecord, Store
 from headwater.transform.lineage import Lineage
@@ -54,6 +60,8 @@ class StepResult:
     lineage: Lineage = field(default_factory=dict)
     quarantine: pl.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
+    stale: dict[str, Any] | None = None
+    """An extract that handed on its last good data (its breaker was open): which, and how old."""
 
 
 class PipelineRun:
@@ -68,9 +76,13 @@ class PipelineRun:
         replay: bool = False,
         run_id: str | None = None,
         stream_min_bytes: int | None = None,
+        kept_dir: Path | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         """`stream_min_bytes`: file sources at least this large stream to their load where nothing
-        between needs the whole frame (headwater.pipeline.streaming); None: every input is read whole."""
+        between needs the whole frame (headwater.pipeline.streaming); None: every input is read whole.
+        `kept_dir`: where last good extracts are kept (default $HEADWATER_HOME/last_good); `clock`:
+        "now" for circuit breakers and data ages (default the wall clock)."""
         self.loaded, self.spec = loaded, loaded.spec
         self.stream_min_bytes = stream_min_bytes
         self.streamable = set() if replay or stream_min_bytes is None else streamable_extracts(loaded)
@@ -90,6 +102,13 @@ class PipelineRun:
         self.attempts: dict[str, int] = {}
         self.checks: list[dict[str, Any]] = []
         """The quality checks this run recorded (its score is made from them)."""
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.breakers = Breakers(store.engine)
+        if kept_dir is None:
+            from headwater.settings import Settings
+
+            kept_dir = Settings.from_env().home / "last_good"
+        self.kept = KeptExtracts(store.engine, kept_dir)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -342,6 +361,7 @@ class PipelineRun:
             lineage=lineage,
             quarantine=output.quarantine,
             warnings=output.warnings,
+            stale=output.stale,
         )
 
     def _dispatch(self, step: Step, inputs: dict[str, Frame | None]) -> run_steps.StepOutput:
@@ -352,6 +372,10 @@ class PipelineRun:
             self.run_id,
             self.started_at,
             stream_min_bytes=self.stream_min_bytes if step.name in self.streamable else None,
+            breakers=self.breakers,
+            kept=self.kept,
+            clock=self.clock,
+            events=self.store.engine,
         )
         frames = {k: v for k, v in inputs.items() if v is not None}
         primary = frames.get(step.primary_input or "")
@@ -432,6 +456,10 @@ class PipelineRun:
         for name, result in failed:
             summary.warnings.append(f"step {name} failed: {result.error_type}: {result.error}")
         summary.warnings.extend(noted)
+        summary.stale_data = [r.stale for r in self.results.values() if r.stale is not None]
+        if summary.stale_data:
+            summary.data_age_seconds = max(s["age_seconds"] for s in summary.stale_data)
+        summary.breakers = [b.as_dict() for b in self.breaker_states()]
         if critical:
             summary.failed_step, first = critical[0]
             summary.error_type, summary.error_message = first.error_type, first.error
@@ -442,8 +470,23 @@ class PipelineRun:
         self.store.finish_run(self.run_id, summary)
         return summary
 
+    def breaker_states(self) -> list[BreakerState]:
+        """The breakers in front of this pipeline's sources that are not closed now (opened by this
+        run or by any other process)."""
+        keys = {
+            guard[0]
+            for s in self.spec.steps
+            if isinstance(s, ExtractStep) and s.source in self.spec.sources
+            for guard in [source_breaker(s.source, self.spec.sources[s.source], self.connections)]
+            if guard is not None
+        }
+        now = self.clock()
+        return [b for b in open_breakers(self.store.engine, now) if b.key in keys]
+
     def outcome(self, summary: RunSummary) -> RunOutcome:
         """The finished run as one typed value (see headwater.pipeline.outcome)."""
+        from headwater.sla import resolved
+
         failing = [c for c in self.checks if not c.get("success")]
         duration = None
         if self.started_at is not None:
@@ -459,6 +502,7 @@ class PipelineRun:
             top_hint=next((str(c["remediation"]) for c in failing if c.get("remediation")), None),
             owner=self.spec.owner,
             alerts=self.spec.alerts,
+            sla=resolved(self.spec),
         )
 
     def abort(self, exc: BaseException) -> RunSummary:
@@ -485,6 +529,10 @@ class PipelineRun:
             return self._warehouse_label(source.connection or self.spec.warehouse), table
         if isinstance(source, RestSource):
             return source.url.split("?")[0], source_name
+        if isinstance(source, Ga4Source):
+            return f"ga4:properties/{source.property}", source_name
+        if isinstance(source, WebhookSource):
+            return f"webhook:{source.endpoint}", source_name
         return source.path, source_name
 
     def _warehouse_label(self, ref: ConnectionRef | None) -> str:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import sqlalchemy as sa
 
+from headwater.breakers import Breakers, CircuitOpen, age_text, source_breaker, stamp
 from headwater.connections import Connections
-from headwater.errors import DataQualityError, PermanentError
+from headwater.errors import DataQualityError, PermanentError, TransientError
 from headwater.extract import extract_source
+from headwater.extract.kept import KeptExtracts
 from headwater.frames import streamed_read_error
 from headwater.load import LoadResult, WatermarkUpdate, load_frame, read_watermark
 from headwater.load.base import schema_drift
@@ -25,12 +28,14 @@ from headwater.redact import redact
 from headwater.spec.models import (
     ExtractStep,
     FileSource,
+    Ga4Source,
     LoadStep,
     NotifyStep,
     PipelineSpec,
     SqlSource,
     TransformStep,
     ValidateStep,
+    WebhookSource,
 )
 from headwater.transform import OpContext, parse_ops
 from headwater.transform.expressions import parse_expr
@@ -60,6 +65,8 @@ class StepOutput:
     """What the step did that someone should look at (the run ends completed_with_warnings)."""
     quick: list[QuickCheck] = field(default_factory=list)
     """A validate step's quick `expect` rules and `min_rows`, as checked."""
+    stale: dict[str, Any] | None = None
+    """An extract that handed on its last good data instead of the source's (which breaker, how old)."""
 
 
 @dataclass
@@ -73,9 +80,83 @@ class StepEnv:
     stream_min_bytes: int | None = None
     """Set for an extract that may stream (its downstream steps are transforms and loads): file
     sources at least this large hand on a lazy scan."""
+    breakers: Breakers | None = None
+    """The store's circuit breakers (None: sources are called unguarded)."""
+    kept: KeptExtracts | None = None
+    """Where last good extracts are kept (for `on_unavailable: use_last`)."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """"now" for breakers and data ages (tests move it)."""
+    events: sa.Engine | None = None
+    """The metadata store's engine: where webhook sources' events are."""
 
 
 def run_extract(env: StepEnv, step: ExtractStep, load_step: LoadStep | None) -> StepOutput:
+    """Read the step's source through its circuit breaker: while it is open the source is not
+    called, and the step fails at once (CircuitOpen) or, with `on_unavailable: use_last`, hands on
+    the last good extract flagged stale. Only the source's unavailability (TransientError: network,
+    timeouts, 429/5xx after the request's retries, a database that does not answer) is counted."""
+    source = env.spec.sources[step.source]
+    guard = source_breaker(step.source, source, env.connections) if env.breakers is not None else None
+    if guard is None or env.breakers is None:
+        return _extract(env, step, load_step)
+    key, policy = guard
+    try:
+        permit = env.breakers.acquire(key, policy, env.clock())
+    except CircuitOpen as exc:
+        if step.on_unavailable == "use_last":
+            return _last_good(env, step, exc)
+        raise
+    try:
+        output = _extract(env, step, load_step)
+    except TransientError as exc:
+        env.breakers.failed(permit, redact(str(exc), env.connections.secrets), env.clock())
+        raise
+    except BaseException:
+        env.breakers.released(permit, env.clock())
+        raise
+    env.breakers.succeeded(permit, env.clock())
+    if step.on_unavailable == "use_last" and env.kept is not None and isinstance(output.frame, pl.DataFrame):
+        env.kept.keep(env.spec.name, step.name, step.source, output.frame, env.run_id, env.clock())
+    return output
+
+
+def _last_good(env: StepEnv, step: ExtractStep, exc: CircuitOpen) -> StepOutput:
+    """The last good extract of this step instead of the source, with its age (flagged stale)."""
+    kept = env.kept.latest(env.spec.name, step.name) if env.kept is not None else None
+    if kept is None:
+        raise PermanentError(
+            f"{exc.reason}; and step {step.name} has no last good extract to use instead",
+            hint="a run that reads the source once it is back keeps one; until then there is no data to load",
+        ) from exc
+    now = env.clock()
+    state = exc.state
+    age = kept.age_seconds(now)
+    stale = {
+        "step": step.name,
+        "source": step.source,
+        "breaker": state.key,
+        "breaker_state": state.state,
+        "opened_at": state.opened_at.isoformat() if state.opened_at else None,
+        "open_until": state.open_until.isoformat() if state.open_until else None,
+        "extracted_at": kept.extracted_at.isoformat(),
+        "age_seconds": round(age, 3),
+        "rows": kept.rows,
+        "run_id": kept.run_id,
+    }
+    warning = (
+        f"step {step.name}: circuit breaker {state.key} is {state.state.replace('_', '-')} "
+        f"(opened {stamp(state.opened_at)}, open until {stamp(state.open_until)}): source {step.source} "
+        f"was not called; loaded its last good extract of {stamp(kept.extracted_at)} instead "
+        f"({kept.rows} rows, stale by {age_text(age)})"
+    )
+    log.warning(warning)
+    lineage = identity(kept.frame.columns, frame=SOURCE_PREFIX + step.source)
+    return StepOutput(
+        kept.frame, None, metrics={"stale": stale}, lineage=lineage, warnings=[warning], stale=stale
+    )
+
+
+def _extract(env: StepEnv, step: ExtractStep, load_step: LoadStep | None) -> StepOutput:
     source = env.spec.sources[step.source]
     if isinstance(source, FileSource) and env.stream_min_bytes is not None:
         from headwater.extract.files import scan_files
@@ -85,7 +166,10 @@ def run_extract(env: StepEnv, step: ExtractStep, load_step: LoadStep | None) -> 
             lineage = identity(scan.collect_schema().names(), frame=SOURCE_PREFIX + step.source)
             return StepOutput(scan, None, metrics={"streamed": True}, lineage=lineage)
     watermark = None
-    if isinstance(source, SqlSource) and source.incremental and load_step is not None:
+    if isinstance(source, SqlSource | Ga4Source) and source.incremental and load_step is not None:
+        engine = env.connections.engine(env.spec.warehouse_of(load_step))
+        watermark = read_watermark(engine, env.spec.name, step.source)
+    if isinstance(source, WebhookSource) and load_step is not None:  # the last event loaded
         engine = env.connections.engine(env.spec.warehouse_of(load_step))
         watermark = read_watermark(engine, env.spec.name, step.source)
     result = extract_source(
@@ -95,6 +179,8 @@ def run_extract(env: StepEnv, step: ExtractStep, load_step: LoadStep | None) -> 
         connections=env.connections,
         watermark=watermark,
         warehouse=env.spec.warehouse,
+        now=env.now,
+        events=env.events,
     )
     mark = WatermarkUpdate(step.source, result.watermark) if result.watermark is not None else None
     lineage = identity(result.frame.columns, frame=SOURCE_PREFIX + step.source)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from graphlib import CycleError, TopologicalSorter
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from headwater.errors import SpecProblem
 from headwater.spec.loader import LoadedSpec
-from headwater.spec.models import ExtractStep, FileSource, LoadStep, SqlSource, TransformStep, ValidateStep
+from headwater.spec.models import (
+    ExtractStep,
+    FileSource,
+    Ga4Source,
+    LoadStep,
+    SqlSource,
+    TransformStep,
+    ValidateStep,
+    WebhookSource,
+)
 
 
 def step_order(loaded: LoadedSpec) -> list[str]:
@@ -126,7 +136,7 @@ def check_spec(loaded: LoadedSpec, *, validating: bool = False) -> list[SpecProb
                     "check the path; relative paths start at the "
                     "spec's folder; pkg:<package>/<file> reads from an installed package",
                 )
-        if isinstance(source, SqlSource) and source.incremental:
+        if isinstance(source, SqlSource | Ga4Source) and source.incremental:
             extracts = [
                 i for i, s in enumerate(spec.steps) if isinstance(s, ExtractStep) and s.source == name
             ]
@@ -138,6 +148,24 @@ def check_spec(loaded: LoadedSpec, *, validating: bool = False) -> list[SpecProb
                     "(its watermark is committed with that load)",
                     "split it into one pipeline per target",
                 )
+        if isinstance(source, WebhookSource):
+            extracts = [
+                i for i, s in enumerate(spec.steps) if isinstance(s, ExtractStep) and s.source == name
+            ]
+            loads = {ld for i in extracts for ld in downstream_loads(loaded, spec.steps[i].name)}
+            if len(extracts) != 1 or len(loads) != 1:
+                add(
+                    ("sources", name),
+                    f"a webhook source must be extracted by one step that feeds exactly one load step "
+                    f"(its events are marked loaded in that load's transaction); here: "
+                    f"{len(extracts)} extract step(s), {len(loads)} load step(s)",
+                    "extract it once, load it with one load step; fan out to several tables in another "
+                    "pipeline that reads the loaded table",
+                )
+
+    for i, step in enumerate(spec.steps):
+        if isinstance(step, ExtractStep) and step.on_unavailable == "use_last":
+            _use_last_problems(loaded, i, step, add)
 
     if spec.schedule and spec.schedule.cron is not None:
         from cronsim import CronSim, CronSimError
@@ -178,3 +206,42 @@ def check_spec(loaded: LoadedSpec, *, validating: bool = False) -> list[SpecProb
 
         problems += schema_problems(loaded, step_order(loaded), validating=validating)
     return problems
+
+
+def _use_last_problems(loaded: LoadedSpec, i: int, step: ExtractStep, add: Callable[..., None]) -> None:
+    """`on_unavailable: use_last` reloads the last good extract while the source's breaker is open:
+    it needs a breaker, and a whole extract whose reload changes nothing the second time."""
+    spec = loaded.spec
+    source = spec.sources.get(step.source)
+    if source is None:
+        return
+    where = ("steps", i, "on_unavailable")
+    breaker = getattr(source, "breaker", None)
+    if breaker is None:
+        add(
+            where,
+            f"source {step.source} is a {source.kind} source: it has no circuit breaker, so there is "
+            "nothing to fall back from",
+            "remove on_unavailable (a file is read, not called: a missing file is an error to fix)",
+        )
+    elif not breaker.enabled:
+        add(
+            where,
+            f"use_last applies while the breaker of source {step.source} is open, but it is disabled",
+            f"remove breaker: {{enabled: false}} from source {step.source}, or on_unavailable",
+        )
+    if getattr(source, "incremental", None):
+        add(
+            where,
+            f"source {step.source} is incremental: its last extract holds only the rows of one run, "
+            "not the last good data",
+            "remove on_unavailable: use_last, or the incremental cursor",
+        )
+    for name in downstream_loads(loaded, step.name):
+        load = spec.step(name)
+        if isinstance(load, LoadStep) and load.destination.mode == "append":
+            add(
+                where,
+                f"load step {name} appends: reloading the last good extract would add its rows again",
+                f"use mode upsert (with primary_key) or overwrite in step {name}",
+            )

@@ -146,6 +146,32 @@ class FileSource(Strict):
         return self.separator or self.delimiter
 
 
+class BreakerSpec(Strict):
+    """The circuit breaker in front of a service source (rest, sql); see headwater.breakers. Only the
+    source's unavailability counts: network errors, timeouts, 429/5xx after the request's own
+    retries, a database that does not answer (errors classed transient). A refused credential or a
+    wrong spec does not: opening would only hide the real error behind "circuit open"."""
+
+    enabled: bool = Field(True, description="false: no breaker, every run calls the source.")
+    failures: int = Field(5, ge=1, le=1000, description="Failures within `window` that open the breaker.")
+    window: Duration = Field(600.0, description="How far back failures are counted (e.g. '10m').")
+    open_for: Duration = Field(300.0, description="How long it stays open before a probe (e.g. '5m').")
+    half_open_probes: int = Field(1, ge=1, le=100, description="Calls let through at once while half-open.")
+    key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_.:/@-]+$",
+        description="Share one breaker among sources and pipelines that call the same service; "
+        "default: rest:<scheme://host:port> or sql:<database> of the source.",
+    )
+
+    @field_validator("window", "open_for", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
 class Incremental(Strict):
     """Extract only rows whose cursor is past the stored watermark."""
 
@@ -180,6 +206,9 @@ class SqlSource(Strict):
     )
     columns: list[Annotated[str, Field(pattern=_NAME)]] | None = None
     incremental: Incremental | None = None
+    breaker: BreakerSpec = Field(
+        default_factory=BreakerSpec, description="The circuit breaker in front of it."
+    )
 
     @field_validator("query")
     @classmethod
@@ -302,6 +331,9 @@ class RestSource(Strict):
     timeout: Duration = 30.0
     max_retries: int = Field(4, ge=0, le=20, description="Retries of one request on 429/5xx/network.")
     backoff: Duration = Field(0.5, description="Seconds before the first request retry, doubling.")
+    breaker: BreakerSpec = Field(
+        default_factory=BreakerSpec, description="The circuit breaker in front of it."
+    )
 
     @field_validator("timeout", "backoff", mode="before")
     @classmethod
@@ -309,7 +341,215 @@ class RestSource(Strict):
         return parse_duration(v)
 
 
-Source = Annotated[FileSource | SqlSource | RestSource, Field(discriminator="kind")]
+_GA4_DATE = re.compile(r"^(today|yesterday|\d+daysAgo|\d{4}-\d{2}-\d{2})$")
+
+
+def _ga4_date(value: str) -> str:
+    if not _GA4_DATE.match(value):
+        raise ValueError(
+            f"{value!r} is not a GA4 date: write today, yesterday, NdaysAgo (e.g. 7daysAgo) or YYYY-MM-DD"
+        )
+    if value[0].isdigit() and "-" in value:
+        date.fromisoformat(value)  # a real calendar day
+    return value
+
+
+class Ga4DateRange(Strict):
+    """The days a report covers, inclusive, in GA4's own forms (relative to the property's time zone)."""
+
+    start_date: str = Field("yesterday", description="today, yesterday, NdaysAgo or YYYY-MM-DD.")
+    end_date: str = Field("yesterday", description="today, yesterday, NdaysAgo or YYYY-MM-DD.")
+
+    @field_validator("start_date", "end_date")
+    @classmethod
+    def _form(cls, v: str) -> str:
+        return _ga4_date(v)
+
+
+class Ga4Incremental(Strict):
+    """Read the days after the last one loaded (the watermark), up to yesterday in the property's time
+    zone. The watermark moves in the load's transaction, as a SQL source's does."""
+
+    initial: str = Field(
+        "yesterday",
+        description="The first day to read when nothing is loaded yet (yesterday, NdaysAgo or YYYY-MM-DD).",
+    )
+    lookback_days: int = Field(
+        0,
+        ge=0,
+        le=30,
+        description="Read this many already-loaded days again (GA4 revises recent days for ~72 hours); "
+        "load with upsert so they replace what was there.",
+    )
+
+    @field_validator("initial")
+    @classmethod
+    def _form(cls, v: str) -> str:
+        if v == "today":
+            raise ValueError("today is never complete: the first day to read is yesterday at the latest")
+        return _ga4_date(v)
+
+
+class Ga4Credentials(Strict):
+    """A Google service-account key with read access to the property (Viewer): its JSON from ${ENV},
+    a key file, or a saved headwater-ga4-service-account block. Never a literal key."""
+
+    credentials_json: str | None = Field(None, description="The key's JSON, as ${ENV_VAR}.")
+    key_file: str | None = Field(None, description="Path of the key's JSON file (relative to the spec).")
+    block: str | None = Field(None, description="Name of a saved headwater-ga4-service-account block.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Ga4Credentials:
+        given = [v for v in (self.credentials_json, self.key_file, self.block) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of credentials_json, key_file or block")
+        return self
+
+
+class Ga4Source(Strict):
+    """A Google Analytics 4 report: the Data API's runReport (v1beta) for one property, paged by
+    offset/limit, retried on 429/5xx. Columns: the dimensions (the `date` dimension as a Date), then the
+    metrics typed from the response's metric headers (TYPE_INTEGER as Int64, the others as Float64)."""
+
+    kind: Literal["ga4"]
+    property: str = Field(..., pattern=r"^\d+$", description="The GA4 property id (digits).")
+    dimensions: list[Annotated[str, Field(min_length=1)]] = Field(
+        ..., min_length=1, max_length=9, description="API names, e.g. date, country, deviceCategory."
+    )
+    metrics: list[Annotated[str, Field(min_length=1)]] = Field(
+        ..., min_length=1, max_length=10, description="API names, e.g. activeUsers, sessions."
+    )
+    date_range: Ga4DateRange = Field(
+        default_factory=Ga4DateRange, description="The days to report; ignored when incremental."
+    )
+    incremental: Ga4Incremental | None = Field(
+        None, description="Read from the day after the last one loaded up to yesterday (needs `date`)."
+    )
+    timezone: str = Field(
+        "UTC", description="The property's reporting time zone (GA4 Admin > Property details)."
+    )
+    credentials: Ga4Credentials
+    keep_empty_rows: bool = Field(False, description="Also rows whose metrics are all zero.")
+    page_size: int = Field(10_000, ge=1, le=250_000, description="Rows per request (GA4 allows 250,000).")
+    snake_case: bool = Field(True, description="Column names in snake_case (activeUsers -> active_users).")
+    endpoint: str = Field(
+        "https://analyticsdata.googleapis.com", description="The Data API's base URL (change only to test)."
+    )
+    timeout: Duration = 60.0
+    max_retries: int = Field(5, ge=0, le=20, description="Retries of one request on 429/5xx/network.")
+    backoff: Duration = Field(1.0, description="Seconds before the first request retry, doubling.")
+    max_retry_wait: Duration = Field(
+        120.0, description="Longest wait before one retry, Retry-After included (a longer one fails the try)."
+    )
+
+    @field_validator("timeout", "backoff", "max_retry_wait", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}: use an IANA name such as America/New_York") from None
+        return v
+
+    @model_validator(mode="after")
+    def _incremental_by_date(self) -> Ga4Source:
+        if self.incremental is not None and "date" not in self.dimensions:
+            raise ValueError("an incremental GA4 source needs the `date` dimension: add date to dimensions")
+        if len(set(self.dimensions)) != len(self.dimensions) or len(set(self.metrics)) != len(self.metrics):
+            raise ValueError("a dimension or metric is named twice: name each once")
+        return self
+
+
+WEBHOOK_COLUMNS = ("_event_id", "_event_key", "_received_at")
+"""The columns a webhook source adds to every row: the stored event's id, its idempotency key and
+when Headwater received it."""
+
+
+class WebhookSignature(Strict):
+    """Where the shared secret that signs an endpoint's posts is kept: the *name* of an environment
+    variable of the API process (`headwater api`), or a Prefect Secret block the API loads. Never the
+    secret itself. Posts carry `Headwater-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+    "<t>.<raw body>">` (docs/webhooks.md)."""
+
+    env: str | None = Field(
+        None, description="Name of the environment variable holding the secret, e.g. N8N_WEBHOOK_SECRET."
+    )
+    block: str | None = Field(None, min_length=1, description="Name of a saved Prefect Secret block.")
+    tolerance: Duration = Field(
+        300.0, description="Largest difference between the signed timestamp and the API's clock ('5m')."
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _a_name(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):  # never echo it: a secret?
+            raise ValueError(
+                "env is not a variable name: give the name of the environment variable that holds the "
+                "secret (e.g. N8N_WEBHOOK_SECRET), not its value and not ${...}"
+            )
+        return v
+
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> WebhookSignature:
+        if (self.env is None) == (self.block is None):
+            raise ValueError("give exactly one of env or block")
+        return self
+
+
+class WebhookSource(Strict):
+    """Events posted to `POST /api/webhooks/<endpoint>`, signed, stored by the API before it answers
+    202. An extract reads the events its pipeline has not loaded yet, at most `batch_size` per run,
+    oldest first; the last one read is committed with the load (a watermark), so each event is
+    loaded once. Each event's JSON body becomes rows (the list at `records`, or the body itself),
+    with the event's columns _event_id, _event_key, _received_at."""
+
+    kind: Literal["webhook"]
+    endpoint: str = Field(
+        ...,
+        pattern=r"^[A-Za-z0-9_-]{1,100}$",
+        description="The URL's last part: senders post to /api/webhooks/<endpoint>.",
+    )
+    signature: WebhookSignature = Field(..., description="The shared secret that signs the posts.")
+    max_body_bytes: int = Field(
+        1_048_576, ge=1, le=64 * 2**20, description="Larger posts are refused with 413 (default 1 MiB)."
+    )
+    batch_size: int = Field(10_000, ge=1, le=1_000_000, description="Most events one run loads.")
+    records: str | None = Field(
+        None, description="Dot path to the list of records in each body; none: the body is one record."
+    )
+    columns: dict[Annotated[str, Field(pattern=_NAME)], str] = Field(
+        default_factory=dict,
+        description="Column types forced on read; a value that does not convert is null. Declared "
+        "columns exist even in a batch without them (an empty batch too).",
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _types(cls, columns: dict[str, str]) -> dict[str, str]:
+        from headwater.transform.expressions import parse_dtype
+
+        for name, type_name in columns.items():
+            if name in WEBHOOK_COLUMNS:
+                raise ValueError(f"{name} is a column the webhook source adds itself: remove it")
+            parse_dtype(type_name)
+        return columns
+
+
+Source = Annotated[
+    FileSource | SqlSource | RestSource | Ga4Source | WebhookSource, Field(discriminator="kind")
+]
 
 # ---------------------------------------------------------------- steps
 
@@ -337,6 +577,12 @@ class StepBase(Strict):
 class ExtractStep(StepBase):
     type: Literal["extract"]
     source: str
+    on_unavailable: Literal["fail", "use_last"] = Field(
+        "fail",
+        description="While the source's circuit breaker is open: fail (at once, without calling it) or "
+        "use_last (load the last good extract, kept by Headwater; the run completes with warnings and "
+        "records the data's age).",
+    )
 
 
 class TransformStep(StepBase):
@@ -564,6 +810,98 @@ class AlertSettings(Strict):
     )
 
 
+SlaDay = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+SLA_DAYS: tuple[SlaDay, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+class Sla(Strict):
+    """Service levels the pipeline promises (headwater.sla measures them per day in `timezone`; the
+    alert engine raises sla_breach, sla_projected_miss and sla_missed_run). Give at least one of
+    success_rate, max_duration, freshness, deadline."""
+
+    success_rate: float | None = Field(
+        None,
+        description="Percent (0-100, like every score here) of finished runs over `window` that must "
+        "succeed (completed or completed_with_warnings; failed and crashed fail; skipped runs do not count).",
+    )
+    window: Duration = Field(
+        30 * 86400.0, description="The success rate's window, in whole days (e.g. '30d'); also the report's."
+    )
+    max_duration: Duration | None = Field(None, description="No finished run takes longer (e.g. '20m').")
+    freshness: Duration | None = Field(
+        None, description="The last successful run finished no longer ago than this (e.g. '26h')."
+    )
+    deadline: str | None = Field(
+        None, description="'HH:MM' local time by which a successful run has finished, each day in `days`."
+    )
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone of the deadline and of the days (default: the schedule's, else UTC).",
+    )
+    days: list[SlaDay] = Field(
+        default_factory=lambda: list(SLA_DAYS), description="Days the deadline applies (default: every day)."
+    )
+
+    @field_validator("window", "max_duration", "freshness", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float | None:
+        return None if v is None else parse_duration(v)
+
+    @field_validator("window")
+    @classmethod
+    def _whole_days(cls, v: float) -> float:
+        if v % 86400:
+            raise ValueError(f"the window is counted in whole days: write e.g. '{max(1, round(v / 86400))}d'")
+        return v
+
+    @field_validator("success_rate")
+    @classmethod
+    def _percent(cls, v: float | None) -> float | None:
+        if v is not None and not 1 < v <= 100:
+            hint = f"write {v * 100:g} for {v:.0%}" if 0 < v <= 1 else "give a percent, e.g. 99"
+            raise ValueError(f"{v:g} is not a percent (0-100, as success rates are shown): {hint}")
+        return v
+
+    @field_validator("deadline", mode="before")
+    @classmethod
+    def _clock(cls, v: Any) -> str | None:
+        if v is None:
+            return None
+        match = _CLOCK.match(str(v).strip())
+        if not match:
+            raise ValueError(f"{v!r} is not a time of day: write 'HH:MM' in quotes, e.g. deadline: \"07:30\"")
+        return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {v!r}: give an IANA name, e.g. Europe/London or UTC"
+            ) from None
+        return v
+
+    @model_validator(mode="after")
+    def _some(self) -> Sla:
+        wanted = (self.success_rate, self.max_duration, self.freshness, self.deadline)
+        if all(v is None for v in wanted):
+            raise ValueError("give at least one of success_rate, max_duration, freshness, deadline")
+        if not self.days:
+            raise ValueError("days: name at least one day, e.g. [mon, tue, wed, thu, fri]")
+        return self
+
+    @property
+    def window_days(self) -> int:
+        return int(self.window // 86400)
+
+
 class PipelineSpec(Strict):
     name: str = Field(..., pattern=_NAME)
     type: Literal["etl", "sync", "reporting"] = "etl"
@@ -582,6 +920,7 @@ class PipelineSpec(Strict):
     )
     work_pool: WorkPool = Field(default_factory=WorkPool)
     alerts: AlertSettings | None = None
+    sla: Sla | None = Field(None, description="Service levels: measured per day, alerted when missed.")
     pii: list[str] = Field(default_factory=list, description="Extra columns masked in samples.")
     samples: int = Field(5, ge=0, le=100, description="Rows kept per step as a masked sample (0: none).")
     params: Params = Field(

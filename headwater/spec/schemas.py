@@ -10,7 +10,7 @@ import polars as pl
 
 from headwater.errors import PermanentError, SpecProblem
 from headwater.spec.loader import LoadedSpec, field_path
-from headwater.spec.models import ExtractStep, FileSource, LoadStep, TransformStep, ValidateStep
+from headwater.spec.models import ExtractStep, FileSource, Ga4Source, LoadStep, TransformStep, ValidateStep
 
 
 def schema_problems(loaded: LoadedSpec, order: list[str], *, validating: bool = False) -> list[SpecProblem]:
@@ -37,9 +37,14 @@ def schema_problems(loaded: LoadedSpec, order: list[str], *, validating: bool = 
         if isinstance(step, ExtractStep):
             source = spec.sources[step.source]
             try:
-                schemas[name] = (
-                    file_schema(source, loaded.base_dir) if isinstance(source, FileSource) else None
-                )
+                if isinstance(source, FileSource):
+                    schemas[name] = file_schema(source, loaded.base_dir)
+                elif isinstance(source, Ga4Source):  # the report's columns (metrics typed as numbers)
+                    from headwater.extract.ga4 import report_schema
+
+                    schemas[name] = report_schema(source)
+                else:
+                    schemas[name] = None
             except PermanentError as exc:  # a run fails at this step with the same message
                 schemas[name] = None
                 if validating:

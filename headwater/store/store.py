@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from headwater.connections import display_url, make_engine
 from headwater.spec.loader import LoadedSpec, mask_secrets
-from headwater.spec.models import FileSource, LoadStep, RestSource, SqlSource
+from headwater.spec.models import FileSource, Ga4Source, LoadStep, RestSource, SqlSource, WebhookSource
 from headwater.store import migrate
 from headwater.store.tables import (
     data_destinations,
@@ -75,9 +75,15 @@ class RunSummary:
     failed_step: str | None = None
     retry_count: int = 0
     warnings: list[str] = field(default_factory=list)
+    data_age_seconds: float | None = None
+    """The age of the oldest last good extract the run loaded instead of its source (None: all fresh)."""
+    stale_data: list[dict[str, Any]] = field(default_factory=list)
+    """Each extract that used its last good data: step, source, breaker, extracted_at, age_seconds."""
+    breakers: list[dict[str, Any]] = field(default_factory=list)
+    """The circuit breakers in front of the pipeline's sources that were not closed when it ended."""
 
 
-def _source_location(source: Any) -> tuple[str, str | None]:
+def source_location(source: Any) -> tuple[str, str | None]:
     if isinstance(source, FileSource):
         return source.path, None
     if isinstance(source, SqlSource):
@@ -91,6 +97,10 @@ def _source_location(source: Any) -> tuple[str, str | None]:
         return f"{where}#{what}", source.incremental.cursor if source.incremental else None
     if isinstance(source, RestSource):
         return source.url.split("?")[0], None
+    if isinstance(source, Ga4Source):
+        return f"ga4:properties/{source.property}", "date" if source.incremental else None
+    if isinstance(source, WebhookSource):
+        return f"webhook:{source.endpoint}", None
     return "", None
 
 
@@ -176,7 +186,7 @@ class Store:
             conn.execute(sa.insert(pipeline_steps), steps)
             sources = []
             for name, source in spec.sources.items():
-                location, cursor = _source_location(source)
+                location, cursor = source_location(source)
                 config = source.model_dump(mode="json", exclude={"auth", "headers", "connection", "body"})
                 sources.append(
                     {
@@ -535,6 +545,8 @@ class Store:
                     failed_step=summary.failed_step,
                     retry_count=summary.retry_count,
                     warnings=summary.warnings,
+                    data_age_seconds=summary.data_age_seconds,
+                    stale_data=summary.stale_data or None,
                 )
             )
 

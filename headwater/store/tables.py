@@ -105,6 +105,10 @@ pipeline_executions = sa.Table(
     sa.Column("retry_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("warnings", sa.JSON, nullable=False),
     sa.Column("parameters", sa.JSON),
+    # circuit breakers (0009): the oldest reused extract's age in seconds, and each one used
+    # [{step, source, breaker, extracted_at, age_seconds, rows, run_id}]; null: every extract was fresh
+    sa.Column("data_age_seconds", sa.Float),
+    sa.Column("stale_data", sa.JSON),
     sa.Column("hostname", sa.String(255), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("process_started_at", sa.Float, nullable=False),
@@ -351,4 +355,91 @@ audit_log = sa.Table(
     sa.Column("source", sa.String(20), nullable=False),
     sa.Index("ix_audit_log_at", "at"),
     sa.Index("ix_audit_log_user_at", "username", "at"),
+)
+
+# ------------------------------------------------------------ API tokens (migration 0007)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    # sha256 of the secret: the secret itself is shown once, at creation, and never stored
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    # the secret's first characters, to tell tokens apart in lists and logs
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("role", sa.String(30), nullable=False),
+    # whose token it is (the audit log names them); None: a service token
+    sa.Column("username", sa.String(100)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("expires_at", TS),
+    sa.Column("last_used_at", TS),
+    sa.Column("revoked_at", TS),
+)
+
+
+# ------------------------------------------------------------ circuit breakers (headwater.breakers)
+
+circuit_breakers = sa.Table(
+    "circuit_breakers",
+    metadata,
+    # rest:<host:port>, sql:<database>, a spec's breaker.key, or channel:<name>
+    sa.Column("key", sa.String(300), primary_key=True),
+    # source | channel
+    sa.Column("kind", sa.String(20), nullable=False),
+    # closed | open | half_open
+    sa.Column("state", sa.String(20), nullable=False),
+    # ISO timestamps of the failures in the current window (at most `failures` of them)
+    sa.Column("failure_times", sa.JSON, nullable=False),
+    sa.Column("opened_at", TS),
+    sa.Column("open_until", TS),
+    sa.Column("probes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("probe_started_at", TS),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_failure_at", TS),
+    sa.Column("last_success_at", TS),
+    # the thresholds of the last failure recorded: {failures, window, open_for, half_open_probes}
+    sa.Column("policy", sa.JSON),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+last_good_extracts = sa.Table(
+    "last_good_extracts",
+    metadata,
+    sa.Column("pipeline_name", sa.String(200), primary_key=True),
+    sa.Column("step_name", sa.String(200), primary_key=True),
+    sa.Column("source_name", sa.String(200), nullable=False),
+    # a Parquet file under $HEADWATER_HOME/last_good/ (one per pipeline and step; replaced atomically)
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("extracted_at", TS, nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False),
+)
+
+
+# ------------------------------------------------------------ webhook events (0008, headwater.webhooks)
+
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    # SQLite: the rowid (so it autoincrements); PostgreSQL: a bigint from a sequence
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    # the {endpoint} of POST /api/webhooks/{endpoint}: a spec's webhook source names it
+    sa.Column("endpoint", sa.String(100), nullable=False),
+    # the Idempotency-Key header, or sha256 of the body when the sender sent none
+    sa.Column("idempotency_key", sa.String(255), nullable=False),
+    sa.Column("body_sha256", sa.String(64), nullable=False),
+    # the raw JSON body as received (UTF-8)
+    sa.Column("body", sa.Text, nullable=False),
+    # the signature's timestamp, and when Headwater stored the event
+    sa.Column("signed_at", TS, nullable=False),
+    sa.Column("received_at", TS, nullable=False),
+    # the event's place in the endpoint's order, given when a pipeline first reads it (null until then);
+    # a pipeline's watermark is the last seq it loaded, committed with its load
+    sa.Column("seq", sa.BigInteger),
+    sa.UniqueConstraint("endpoint", "idempotency_key", name="uq_webhook_events_endpoint_key"),
+    sa.Index("ix_webhook_events_endpoint_seq", "endpoint", "seq"),
 )

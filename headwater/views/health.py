@@ -76,6 +76,42 @@ def check_prefect(api_url: str | None) -> HealthCheck:
     return _timed("Prefect API", api_url, probe)
 
 
+def check_workers(api_url: str | None) -> HealthCheck:
+    """Every work pool a Headwater deployment runs in has a worker that Prefect has seen lately
+    (status ONLINE: a heartbeat within its timeout). A pool nobody polls runs nothing."""
+    if not api_url:
+        return HealthCheck(
+            "Workers", "not_configured", "", None, "no Prefect API: runs start in this process"
+        )
+    base = api_url.rstrip("/")
+
+    def probe() -> str:
+        with httpx.Client(timeout=TIMEOUT_SECONDS) as client:
+            response = client.post(
+                f"{base}/deployments/filter",
+                json={"deployments": {"tags": {"all_": ["headwater"]}}, "limit": 200},
+            )
+            response.raise_for_status()
+            pools = sorted({d["work_pool_name"] for d in response.json() if d.get("work_pool_name")})
+            if not pools:
+                return "no Headwater deployments yet (headwater deploy)"
+            seen: list[str] = []
+            missing: list[str] = []
+            for pool in pools:
+                workers = client.post(f"{base}/work_pools/{pool}/workers/filter", json={})
+                workers.raise_for_status()
+                online = [w for w in workers.json() if w.get("status") == "ONLINE"]
+                (seen if online else missing).append(f"{pool} ({len(online)})")
+        if missing:
+            raise RuntimeError(
+                f"no worker online in pool {', '.join(missing)}: start one with `headwater up` "
+                "or `prefect worker start --pool <pool>`"
+            )
+        return "online: " + ", ".join(seen)
+
+    return _timed("Workers", base, probe)
+
+
 def check_redis(url: str | None) -> HealthCheck:
     if not url:
         return HealthCheck(
@@ -99,6 +135,38 @@ def check_redis(url: str | None) -> HealthCheck:
     return _timed("Redis", display_url(url), probe)
 
 
+def check_breakers(database_url: str) -> HealthCheck:
+    """Circuit breakers that are open or half-open: a source or an alert channel Headwater has
+    stopped calling for a while. Reported ("degraded"), but not a reason to be unready: Headwater
+    itself serves, and the runs that read those sources fail fast or load their last good data."""
+
+    def probe() -> str:
+        from datetime import UTC, datetime
+
+        from headwater.breakers import open_breakers
+
+        engine = sa.create_engine(database_url, poolclass=sa.NullPool)
+        try:
+            found = open_breakers(engine, datetime.now(UTC))
+        finally:
+            engine.dispose()
+        if not found:
+            return "all closed"
+        return "; ".join(
+            f"{b.key} {b.state}" + (f" until {b.open_until:%Y-%m-%d %H:%M} UTC" if b.open_until else "")
+            for b in found
+        )
+
+    check = _timed("Circuit breakers", display_url(database_url), probe)
+    if check.status == "down":  # the store's own check names the outage
+        return HealthCheck(
+            check.component, "unknown", check.target, None, "the metadata store did not answer"
+        )
+    if check.detail != "all closed":
+        return HealthCheck(check.component, "degraded", check.target, check.latency_ms, check.detail)
+    return check
+
+
 def check_all(
     database_url: str, warehouse_url: str, prefect_api_url: str | None, redis_url: str | None
 ) -> list[HealthCheck]:
@@ -106,7 +174,9 @@ def check_all(
         check_database("Metadata store", database_url),
         check_database("Warehouse", warehouse_url),
         check_prefect(prefect_api_url),
+        check_workers(prefect_api_url),
         check_redis(redis_url),
+        check_breakers(database_url),
     ]
 
 
@@ -115,7 +185,8 @@ REQUIRED = ("Metadata store", "Warehouse")
 
 
 def readiness(checks: list[HealthCheck]) -> tuple[bool, list[HealthCheck]]:
-    """Ready when every required component is ok and every configured one is too; and the failing ones."""
+    """Ready when every required component is ok and every configured one is too; and the failing
+    ones. "degraded" (open circuit breakers) is reported, not failing."""
     failing = [c for c in checks if c.status == "down" or (c.component in REQUIRED and c.status != "ok")]
     return not failing, failing
 

@@ -27,6 +27,9 @@ RUN_COLUMNS: dict[str, Any] = {
     "retry_count": pl.Int64,
     "failed_step": pl.String,
     "error_type": pl.String,
+    # set when the run loaded last good data instead of a source whose circuit breaker was open:
+    # the age of the oldest such extract (null: every extract was fresh)
+    "data_age_seconds": pl.Float64,
 }
 
 
@@ -55,6 +58,12 @@ class RunDetail:
     run: dict[str, Any]
     steps: list[dict[str, Any]]
     checks: list[dict[str, Any]]
+
+    @property
+    def stale(self) -> list[dict[str, Any]]:
+        """The extracts this run loaded from their last good data (a source's breaker was open):
+        step, source, breaker, opened_at, open_until, extracted_at, age_seconds, rows, run_id."""
+        return list(self.run.get("stale_data") or [])
 
     @property
     def score(self) -> ScoreExplanation:
@@ -116,3 +125,17 @@ def find_run(engine: sa.Engine, prefix: str) -> str | None:
             .all()
         )
     return ids[0] if len(ids) == 1 else None
+
+
+def request_retries(metrics: dict[str, Any] | None) -> str | None:
+    """What a step's source requests went through, from its metrics (REST and GA4 sources), e.g.
+    "retried 1 time after HTTP 429 (4 requests)"; None when no request was retried."""
+    retries = int((metrics or {}).get("http_retries") or 0)
+    if not retries:
+        return None
+    statuses = (metrics or {}).get("http_retry_statuses") or []
+    causes = ", ".join(f"HTTP {s}" for s in dict.fromkeys(statuses)) or "network errors"
+    times = "1 time" if retries == 1 else f"{retries} times"
+    text = f"retried {times} after {causes} ({(metrics or {}).get('http_requests')} requests"
+    waited = (metrics or {}).get("http_retry_wait_seconds")
+    return text + (f", waited {waited:.1f} s)" if waited else ")")

@@ -82,7 +82,9 @@ def test_ready_names_the_store_while_it_is_unreachable(
         "Metadata store": "ok",
         "Warehouse": "ok",
         "Prefect API": "not_configured",
+        "Workers": "not_configured",
         "Redis": "not_configured",
+        "Circuit breakers": "ok",
     }
     assert main(["health"]) == 0
 
@@ -101,3 +103,31 @@ def test_ready_names_the_store_while_it_is_unreachable(
         _allow(database, True)
     assert httpx.get(f"{api}/ready", timeout=10).status_code == 200
     assert httpx.get(f"{api}/openapi.json", timeout=10).json()["info"]["title"] == "Headwater API"
+
+
+def test_an_open_breaker_is_reported_degraded_but_ready(api: str, pg_url: str) -> None:
+    """A source Headwater stopped calling is named in /ready (and `headwater health`), with until
+    when; the API stays ready: Headwater serves, and the runs on that source fail fast or load their
+    last good data."""
+    from datetime import UTC, datetime
+
+    from headwater.breakers import BreakerPolicy, Breakers
+
+    engine = sa.create_engine(pg_url)
+    breakers = Breakers(engine)
+    now = datetime.now(UTC)
+    policy = BreakerPolicy(failures=2, window=600, open_for=3600)
+    for _ in range(2):
+        breakers.failed(breakers.acquire("rest:http://vendor.example:443", policy, now), "HTTP 503", now)
+    engine.dispose()
+    ready = httpx.get(f"{api}/ready", timeout=10)
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["status"] == "ready" and body["failing"] == []
+    until = datetime.fromtimestamp(now.timestamp() + 3600, UTC)
+    assert body["degraded"] == [
+        {
+            "component": "Circuit breakers",
+            "why": f"rest:http://vendor.example:443 open until {until:%Y-%m-%d %H:%M} UTC",
+        }
+    ]

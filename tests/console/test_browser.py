@@ -33,6 +33,7 @@ PAGES = [
     ),
     ("Pipelines", "Pipelines", ["carrier_monthly", "Sources", "Run now", "Recent runs: duration"]),
     ("Runs", "Runs", ["Steps", "Step timeline", "Quality checks", "Data samples"]),
+    ("Sync health", "Sync health", ["Syncs", "Failing", "vendor_prices", "Run now"]),
     ("Quality", "Quality", ["Run quality score by pipeline", "Pass rate by dimension"]),
     ("Lineage", "Lineage", ["Upstream", "Downstream", "How each column is made"]),
     ("Alerts", "Alerts", ["MTTA", "Active", "on vendor_prices", "Silences", "History"]),
