@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,13 +21,8 @@ import sqlalchemy as sa
 import yaml
 
 from headwater.access.tokens import create_token
+from tests.api.server import serving
 from tests.golden import Console
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -61,26 +55,8 @@ class Api:
 @pytest.fixture
 def api(console: Console) -> Iterator[Api]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_URL")}
-    port = _port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "headwater.cli", "api", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    try:
+    with serving(env) as url:
         yield Api(url, console, env)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _error(response: httpx.Response, status: int) -> dict[str, object]:

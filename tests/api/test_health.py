@@ -5,10 +5,6 @@ store and why, and 200 again once it is back; /health answers 200 throughout."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,15 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from headwater.cli import main
+from tests.api.server import serving
 from tests.conftest import PG_ADMIN_URL
 
 pytestmark = pytest.mark.postgres
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -36,26 +27,8 @@ def api(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
         monkeypatch.setenv(key, env[key])
     monkeypatch.delenv("HEADWATER_REDIS_URL", raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    port = _port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "headwater.cli", "api", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    try:
+    with serving(env) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _allow(database: str, allowed: bool) -> None:

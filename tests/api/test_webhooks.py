@@ -15,15 +15,11 @@ import json
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -40,7 +36,8 @@ from headwater.store import Store
 from headwater.store.store import RunSummary
 from headwater.store.tables import audit_log, webhook_events
 from headwater.webhooks import sign
-from tests.conftest import REPO, run_flow
+from tests.api.server import ApiProcess, free_port
+from tests.conftest import run_flow
 
 SECRET = "whsec-api-test-93c1"
 SPEC = """\
@@ -59,42 +56,6 @@ steps:
 """
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Api:
-    url: str
-    env: dict[str, str]
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "headwater.cli", "api", "--port", str(self.port)],
-            cwd=REPO,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError("the API did not start")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     folder = tmp_path / "specs"
@@ -110,7 +71,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return Settings.from_env()
 
 
-def api_for(settings: Settings) -> Api:
+def api_for(settings: Settings) -> ApiProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "PREFECT_API_URL"))}
     env.update(
         HEADWATER_HOME=str(settings.home),
@@ -119,8 +80,7 @@ def api_for(settings: Settings) -> Api:
         HEADWATER_PIPELINES=str(settings.pipelines_dir),
         SHOP_HOOK_SECRET=SECRET,
     )
-    port = _port()
-    return Api(f"http://127.0.0.1:{port}", env, port)
+    return ApiProcess(env, free_port())
 
 
 @pytest.fixture
@@ -131,7 +91,7 @@ def pg_settings(settings: Settings, pg_url: str, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def pg_api(pg_settings: Settings) -> Iterator[Api]:
+def pg_api(pg_settings: Settings) -> Iterator[ApiProcess]:
     api = api_for(pg_settings)
     api.start()
     try:
@@ -220,7 +180,9 @@ def stored_count(settings: Settings) -> int:
 
 
 @pytest.mark.postgres
-def test_a_thousand_concurrent_signed_posts_are_a_thousand_rows(pg_api: Api, pg_settings: Settings) -> None:
+def test_a_thousand_concurrent_signed_posts_are_a_thousand_rows(
+    pg_api: ApiProcess, pg_settings: Settings
+) -> None:
     url = f"{pg_api.url}/api/webhooks/shop-orders"
     ids = list(range(1, 1001))
     started = time.monotonic()
@@ -242,7 +204,7 @@ def test_a_thousand_concurrent_signed_posts_are_a_thousand_rows(pg_api: Api, pg_
 
 
 @pytest.mark.postgres
-def test_bad_signatures_are_401_audited_and_not_stored(pg_api: Api, pg_settings: Settings) -> None:
+def test_bad_signatures_are_401_audited_and_not_stored(pg_api: ApiProcess, pg_settings: Settings) -> None:
     url = f"{pg_api.url}/api/webhooks/shop-orders"
     stale = int(time.time()) - 600
     bad: list[dict[str, str]] = []
@@ -278,7 +240,7 @@ def test_bad_signatures_are_401_audited_and_not_stored(pg_api: Api, pg_settings:
 
 
 @pytest.mark.postgres
-def test_the_same_idempotency_key_twice_is_stored_once(pg_api: Api, pg_settings: Settings) -> None:
+def test_the_same_idempotency_key_twice_is_stored_once(pg_api: ApiProcess, pg_settings: Settings) -> None:
     url = f"{pg_api.url}/api/webhooks/shop-orders"
     body = body_of(7)
     first = httpx.post(url, content=body, headers=headers(body, "evt_7"), timeout=30)
@@ -303,7 +265,7 @@ def test_the_same_idempotency_key_twice_is_stored_once(pg_api: Api, pg_settings:
 
 
 @pytest.mark.postgres
-def test_what_is_refused_before_anything_is_stored(pg_api: Api, pg_settings: Settings) -> None:
+def test_what_is_refused_before_anything_is_stored(pg_api: ApiProcess, pg_settings: Settings) -> None:
     unknown = httpx.post(f"{pg_api.url}/api/webhooks/nope", content=b"{}", timeout=30)
     assert unknown.status_code == 404
     assert unknown.json()["error"]["message"] == "there is no webhook endpoint 'nope'"
