@@ -233,6 +233,8 @@ def plan_all(
                 )
             )
             continue
+        if one.spec.type == "streaming":  # a processor that lives (stream run), not a scheduled flow
+            continue
         if names.count(one.spec.name) == 1:
             ok.append(plan_for(one, pipelines_dir=folder if pass_folder else None))
     return sorted(ok, key=lambda p: p.pipeline), problems

@@ -35,6 +35,7 @@ TABLES = {
     "circuit_breakers",  # 0009
     "last_good_extracts",  # 0009
     "webhook_events",  # 0008
+    "stream_processors",  # 0010
     "alembic_version",
 }
 

@@ -21,6 +21,7 @@ from headwater.cli import (
     runs,
     services,
     sla,
+    stream,
     tokens,
     transforms,
     users,
@@ -64,6 +65,7 @@ COMMANDS = (
     health,
     sla,
     breakers,
+    stream,
 )
 """The command modules, in the order `headwater --help` lists their subcommands."""
 

@@ -11,10 +11,12 @@ import polars as pl
 import sqlalchemy as sa
 
 from headwater.connections import Connections
+from headwater.errors import PermanentError
 from headwater.spec.models import (
     ConnectionRef,
     FileSource,
     Ga4Source,
+    RedisStreamSource,
     RestSource,
     Source,
     SqlSource,
@@ -64,4 +66,9 @@ def extract_source(
         from headwater.extract.ga4 import read_ga4
 
         return read_ga4(name, source, connections, base_dir, watermark, now)
+    if isinstance(source, RedisStreamSource):
+        raise PermanentError(
+            f"source {name} is a redis_stream: a stream processor reads it, not a batch run",
+            hint="run it with: headwater stream run <pipeline>",
+        )
     raise TypeError(f"unsupported source {type(source).__name__}")

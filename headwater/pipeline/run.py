@@ -33,6 +33,7 @@ from headwater.spec.models import (
     Ga4Source,
     LoadStep,
     NotifyStep,
+    RedisStreamSource,
     RestSource,
     SqlSource,
     Step,
@@ -533,6 +534,8 @@ class PipelineRun:
             return f"ga4:properties/{source.property}", source_name
         if isinstance(source, WebhookSource):
             return f"webhook:{source.endpoint}", source_name
+        if isinstance(source, RedisStreamSource):
+            return f"redis_stream:{source.stream}", source_name
         return source.path, source_name
 
     def _warehouse_label(self, ref: ConnectionRef | None) -> str:

@@ -201,6 +201,9 @@ def check_spec(loaded: LoadedSpec, *, validating: bool = False) -> list[SpecProb
                 if incremental
                 else "give a sql source an incremental cursor, or drop new_rows",
             )
+    from headwater.streams.plan import streaming_problems
+
+    streaming_problems(loaded, add)
     if not problems:  # the structure is sound: follow the columns through it
         from headwater.spec.schemas import schema_problems
 

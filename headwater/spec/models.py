@@ -547,8 +547,69 @@ class WebhookSource(Strict):
         return columns
 
 
+class RedisStreamSource(Strict):
+    """Events in a Redis stream, read by a consumer group (only in a `type: streaming` spec, run by
+    `headwater stream run`). Each entry becomes a row: the JSON document in the field `payload`, or
+    the entry's field-value pairs; with the column `_entry_id` (the stream entry id)."""
+
+    kind: Literal["redis_stream"]
+    url: str | None = Field(
+        None, description="redis:// URL (put a password in ${ENV}); default HEADWATER_REDIS_URL."
+    )
+    stream: str = Field(..., min_length=1, max_length=100, description="The stream's key.")
+    group: str = Field(
+        ..., min_length=1, max_length=80, description="The consumer group; created (MKSTREAM) if missing."
+    )
+    consumer: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="This consumer's name (its pending entries are its own after a restart); default: "
+        "the host name. Give each process on one host its own name.",
+    )
+    batch_size: int = Field(1000, ge=1, le=100_000, description="Most entries read (and loaded) per batch.")
+    block_ms: int = Field(1000, ge=1, le=60_000, description="How long one read waits for new entries (ms).")
+    start: Literal["0", "$"] = Field(
+        "0", description="Where a new group starts: 0 (the whole history) or $ (new entries only)."
+    )
+    payload: str | None = Field(
+        None,
+        min_length=1,
+        description="The entry field holding a JSON document; none: the fields are the row.",
+    )
+    columns: dict[Annotated[str, Field(pattern=_NAME)], str] = Field(
+        default_factory=dict,
+        description="Column types forced after parsing; a value that does not convert is null.",
+    )
+    dead_letter: str | None = Field(
+        None, min_length=1, max_length=200, description="The dead-letter stream; default <stream>:dead."
+    )
+    max_deliveries: int = Field(
+        5, ge=1, le=1000, description="An entry delivered more often than this is dead-lettered as poison."
+    )
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start(cls, v: Any) -> Any:
+        return "0" if v == 0 else v
+
+    @field_validator("columns")
+    @classmethod
+    def _types(cls, columns: dict[str, str]) -> dict[str, str]:
+        from headwater.transform.expressions import parse_dtype
+
+        for type_name in columns.values():
+            parse_dtype(type_name)
+        return columns
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return self.dead_letter or f"{self.stream}:dead"
+
+
 Source = Annotated[
-    FileSource | SqlSource | RestSource | Ga4Source | WebhookSource, Field(discriminator="kind")
+    FileSource | SqlSource | RestSource | Ga4Source | WebhookSource | RedisStreamSource,
+    Field(discriminator="kind"),
 ]
 
 # ---------------------------------------------------------------- steps
@@ -904,7 +965,9 @@ class Sla(Strict):
 
 class PipelineSpec(Strict):
     name: str = Field(..., pattern=_NAME)
-    type: Literal["etl", "sync", "reporting"] = "etl"
+    type: Literal["etl", "sync", "reporting", "streaming"] = Field(
+        "etl", description="streaming: a stream processor (headwater stream run), not a scheduled run."
+    )
     description: str = ""
     tags: list[str] = Field(default_factory=list)
     owner: str | None = None

@@ -443,3 +443,30 @@ webhook_events = sa.Table(
     sa.UniqueConstraint("endpoint", "idempotency_key", name="uq_webhook_events_endpoint_key"),
     sa.Index("ix_webhook_events_endpoint_seq", "endpoint", "seq"),
 )
+
+
+# ------------------------------------------------------------ stream processors (0010, headwater.streams)
+
+stream_processors = sa.Table(
+    "stream_processors",
+    metadata,
+    # the streaming spec's name; one row per processor (its figures since it last started)
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("stream", sa.String(200), nullable=False),
+    sa.Column("group_name", sa.String(200), nullable=False),
+    sa.Column("consumer", sa.String(200), nullable=False),
+    # running | stopped | failed
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("last_batch_at", TS),
+    sa.Column("events_read", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("events_loaded", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("events_dead", sa.BigInteger, nullable=False, server_default="0"),
+    # the last stream entry id committed to the warehouse (the warehouse's headwater_watermarks row
+    # is the one that counts; this is a copy for display)
+    sa.Column("last_id", sa.String(64)),
+    # entries of the stream the group has not read yet (XINFO GROUPS), at the last batch
+    sa.Column("lag", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Column("updated_at", TS, nullable=False),
+)

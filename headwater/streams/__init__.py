@@ -1,0 +1,1 @@
+"""Stream processors: `type: streaming` specs applied to micro-batches of a broker's entries."""
