@@ -446,3 +446,51 @@ def breakers(
 
     found = Breakers(ctx.engine).all() if include_closed else open_breakers(ctx.engine, now())
     return {"breakers": [b.as_dict() for b in found]}
+
+
+# ------------------------------------------------------------ stream processors
+
+
+def _stream_processor_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+@router.get("/streams", summary="Each stream processor: health, lag, throughput, last committed id")
+def list_streams(ctx: Ctx, _: Reader) -> dict[str, Any]:
+    from headwater.views.streams import processors
+
+    table = processors(ctx.engine, now())
+    return {"processors": [_stream_processor_json(r) for r in table.iter_rows(named=True)]}
+
+
+@router.get("/streams/{name}", summary="One stream processor: its per-minute history and dead letters")
+def get_stream(
+    name: str,
+    ctx: Ctx,
+    _: Reader,
+    minutes: Annotated[int, Query(ge=1, le=10080, description="history of the last N minutes")] = 60,
+) -> dict[str, Any]:
+    from headwater.views.streams import dead_count, history, processors
+
+    table = processors(ctx.engine, now()).filter(pl.col("name") == name)
+    if table.is_empty():
+        raise ApiError(404, f"there is no stream processor {name!r}", "GET /api/streams lists them")
+    row = table.row(0, named=True)
+    dead: int | None = None
+    if ctx.settings.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(ctx.settings.redis_url, decode_responses=True, socket_timeout=10)
+        try:
+            dead = dead_count(client, row["stream"])
+        except redis.RedisError:
+            dead = None  # the figures from the store still answer
+        finally:
+            client.close()
+    minutes_rows = history(ctx.engine, name, now() - timedelta(minutes=minutes))
+    return {
+        "processor": _stream_processor_json(row),
+        "minutes": minutes,
+        "history": [_stream_processor_json(r) for r in minutes_rows.iter_rows(named=True)],
+        "dead_letters": dead,
+    }

@@ -426,3 +426,51 @@ def sla_report(days: int | None) -> dict[str, Any]:
     SLA check finds now (headwater.sla.sla_report)."""
     s = settings()
     return _sla_report(s.database_url, str(s.pipelines_dir), days)
+
+
+# ------------------------------------------------------------ stream processors
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _stream_processors(url: str) -> pl.DataFrame:
+    from headwater.views.streams import processors
+
+    return processors(_engine(url), now())
+
+
+def stream_processors() -> pl.DataFrame:
+    """Each stream processor with its health and current figures (headwater.views.streams)."""
+    return _stream_processors(settings().database_url)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _stream_history(url: str, name: str, minutes: int) -> pl.DataFrame:
+    from headwater.views.streams import history
+
+    return history(_engine(url), name, now() - timedelta(minutes=minutes))
+
+
+def stream_history(name: str, minutes: int) -> pl.DataFrame:
+    """The processor's per-minute figures of the last `minutes` minutes."""
+    return _stream_history(settings().database_url, name, minutes)
+
+
+@st.cache_resource(show_spinner=False)
+def _redis(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=10)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _dead_letters(url: str, stream: str, count: int) -> tuple[pl.DataFrame, int]:
+    from headwater.views.streams import dead_count, dead_letters
+
+    client = _redis(url)
+    return dead_letters(client, stream, count), dead_count(client, stream)
+
+
+def dead_letters(stream: str, count: int) -> tuple[pl.DataFrame, int] | None:
+    """The newest `count` dead letters of `stream` and how many there are (None: no Redis set)."""
+    url = settings().redis_url
+    return None if not url else _dead_letters(url, stream, count)

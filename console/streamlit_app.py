@@ -19,6 +19,7 @@ pages = {
         st.Page("app_pages/run.py", title="Runs", icon=":material/play_circle:", url_path="run"),
         st.Page("app_pages/sla.py", title="SLAs", icon=":material/timer:"),
         st.Page("app_pages/sync.py", title="Sync health", icon=":material/sync:"),
+        st.Page("app_pages/streams.py", title="Streams", icon=":material/stream:"),
     ],
     "Data": [
         st.Page("app_pages/quality.py", title="Quality", icon=":material/verified:"),

@@ -36,6 +36,7 @@ TABLES = {
     "last_good_extracts",  # 0009
     "webhook_events",  # 0008
     "stream_processors",  # 0010
+    "stream_metrics",  # 0011
     "alembic_version",
 }
 

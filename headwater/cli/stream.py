@@ -5,8 +5,10 @@ events to a stream."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from headwater.store import Store
     from headwater.streams.broker import RedisStreamBroker
     from headwater.streams.plan import StreamPlan
-    from headwater.streams.processor import StreamProcessor
+    from headwater.streams.processor import StreamProcessor, StreamStats
     from headwater.streams.records import ProcessorRecord
 
     loaded = find_pipeline(Path(args.pipelines or settings.pipelines_dir), args.name)
@@ -51,12 +53,20 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         consumer=consumer,
         dead_stream=source.dead_letter_stream,
         start=source.start,
+        claim_idle_ms=source.claim_idle_ms,
     )
     warehouse = Connections(settings.warehouse_url).engine(loaded.spec.warehouse_of(plan.load))
     settings.ensure_home()
     store = Store(settings.database_url).migrate()
     record = ProcessorRecord(store.engine, plan, consumer)
-    processor = StreamProcessor(plan, broker, warehouse, on_batch=record.update)
+
+    def retrying(stats: StreamStats, exc: Exception, wait: float) -> None:
+        message = redact(str(exc))
+        print(f"{plan.name}: {message}; retrying in {wait:.1f} s", file=sys.stderr, flush=True)
+        with contextlib.suppress(Exception):  # the store may be down too; the next batch writes it
+            record.update(stats, "retrying", message)
+
+    processor = StreamProcessor(plan, broker, warehouse, on_batch=record.update, on_retry=retrying)
     stopping: list[int] = []
 
     def stop(signum: int, _frame: Any) -> None:

@@ -84,13 +84,20 @@ def load_frame(
     watermarks: list[WatermarkUpdate] | None = None,
     quarantine: list[dict[str, Any]] | None = None,
     replayed: list[int] | None = None,
+    also: list[tuple[pl.DataFrame, Destination]] | None = None,
+    in_transaction: Callable[[sa.Connection], None] | None = None,
 ) -> LoadResult:
     """Write `frame` to `destination` in a single transaction: all of it, or none of it. In the same
-    transaction: advance `watermarks`, set aside `quarantine` rows (headwater_quarantine), and mark
-    the quarantine records `replayed` whose rows this load now carries."""
+    transaction: write each (frame, destination) of `also` (a stream processor's closed windows),
+    advance `watermarks`, set aside `quarantine` rows (headwater_quarantine), and mark the quarantine
+    records `replayed` whose rows this load now carries. `in_transaction(conn)` runs last, before the
+    commit (a stream processor records the entries it covers; raising rolls everything back)."""
     streamed = isinstance(frame, pl.LazyFrame)  # PostgreSQL only: run_load collects it for SQLite
     shape = pl.DataFrame(schema=frame.collect_schema()) if isinstance(frame, pl.LazyFrame) else frame
     check_keys(shape, destination)  # a streamed load's duplicate keys are found in its staging table
+    extra = [(prepare_frame(f), d) for f, d in also or []]
+    for extra_frame, extra_destination in extra:
+        check_keys(extra_frame, extra_destination)
     frame = prepare_frame(frame)
     shape = prepare_frame(shape)
     dialect = engine.dialect.name
@@ -128,6 +135,8 @@ def load_frame(
                 refuse_empty_overwrite_of(destination)  # the rows it took out come back with the rollback
             result.created_table, result.added_columns = target.created, target.added_columns
             result.missing_columns = target.missing_columns
+            for extra_frame, extra_destination in extra:
+                _write_also(conn, extra_frame, extra_destination, writer)
             for mark in watermarks or []:
                 if mark.value is not None:
                     write_watermark(conn, pipeline, mark.source, mark.value, run_id)
@@ -137,6 +146,8 @@ def load_frame(
                 result.quarantined = len(quarantine)
             if replayed:
                 result.replayed = mark_replayed(conn, replayed, run_id)
+            if in_transaction is not None:
+                in_transaction(conn)
     except (DBAPIError, engine.dialect.loaded_dbapi.Error) as exc:
         # the writers use the driver's own cursor (COPY, executemany): wrap its errors to class them
         db_exc = (
@@ -153,6 +164,19 @@ def load_frame(
     if target.added_columns:
         log.warning("table %s gained column(s) %s", destination.table, ", ".join(target.added_columns))
     return result
+
+
+def _write_also(
+    conn: sa.Connection, frame: pl.DataFrame, destination: Destination, writer: Callable[..., LoadResult]
+) -> None:
+    target = ensure_table(conn, destination.table, frame, destination.primary_key)
+    if destination.mode == "upsert" and not unique_key_exists(conn, target.table, destination.primary_key):
+        raise PermanentError(
+            f"table {destination.table} has no primary key or unique index on "
+            f"({', '.join(destination.primary_key)}), which upsert needs",
+            hint=f"CREATE UNIQUE INDEX ON {destination.table} ({', '.join(destination.primary_key)})",
+        )
+    writer(conn, target.table, frame, destination)
 
 
 def schema_drift(result: LoadResult) -> str | None:

@@ -134,6 +134,7 @@ def write_postgres(
         )
         result.inserted, result.updated = _one(cur)
         result.unchanged = result.rows - result.inserted - result.updated
-        return result  # the staging table goes with the commit (ON COMMIT DROP)
+        cur.execute("DROP TABLE headwater_stage")  # now: a second upsert may follow in this transaction
+        return result
     finally:
         cur.close()

@@ -332,7 +332,11 @@ def _data_loc(data: Any, loc: Iterable[str | int]) -> Path_:
     """Drop the discriminator tags pydantic puts into error locations (e.g. steps.1.transform)."""
     out: list[str | int] = []
     node = data
+    tagged: Any = None  # the node whose tag was skipped (a window step's tag is also its key `window`)
     for part in loc:
+        if isinstance(node, dict) and node is not tagged and part in (node.get("type"), node.get("kind")):
+            tagged = node
+            continue
         if (isinstance(node, dict) and part in node) or (
             isinstance(node, list) and isinstance(part, int) and part < len(node)
         ):

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from headwater.spec.params import ParamType, as_text, coerce
+from headwater.streams.windows import WindowSpec
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -587,6 +588,14 @@ class RedisStreamSource(Strict):
     max_deliveries: int = Field(
         5, ge=1, le=1000, description="An entry delivered more often than this is dead-lettered as poison."
     )
+    claim_idle_ms: int = Field(
+        30_000,
+        ge=1,
+        le=86_400_000,
+        description="Entries pending with another consumer for longer than this (ms) are claimed "
+        "(XAUTOCLAIM): a crashed consumer's batch is finished by the others. Keep it above the longest "
+        "batch time.",
+    )
 
     @field_validator("start", mode="before")
     @classmethod
@@ -717,8 +726,17 @@ class NotifyStep(StepBase):
     channels: list[str] = Field(default_factory=list)
 
 
+class WindowStep(StepBase):
+    """Streaming specs only: groups its input's events into event-time windows; the load step that
+    depends on it loads the closed windows (see docs/windows.md)."""
+
+    type: Literal["window"]
+    window: WindowSpec
+
+
 Step = Annotated[
-    ExtractStep | TransformStep | ValidateStep | LoadStep | NotifyStep, Field(discriminator="type")
+    ExtractStep | TransformStep | ValidateStep | LoadStep | NotifyStep | WindowStep,
+    Field(discriminator="type"),
 ]
 
 # ---------------------------------------------------------------- pipeline

@@ -470,3 +470,34 @@ stream_processors = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("updated_at", TS, nullable=False),
 )
+
+
+# ------------------------------------------------------------ stream metrics (0011, streams/records.py)
+
+stream_metrics = sa.Table(
+    "stream_metrics",
+    metadata,
+    # one row per processor and minute (UTC, the minute's start), upserted while the minute lasts
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("minute", TS, primary_key=True),
+    # entries read (including those only acknowledged), rows loaded, entries dead-lettered, batches
+    sa.Column("events_read", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("events_loaded", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("events_dead", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("batches", sa.BigInteger, nullable=False, server_default="0"),
+    # errors in this minute: transient failures retried (Redis or the warehouse unreachable), the run failing
+    sa.Column("errors", sa.BigInteger, nullable=False, server_default="0"),
+    # seconds of the minute the processor was running, and events_read / seconds
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("throughput", sa.Float, nullable=False),
+    # the group's lag (XINFO GROUPS) and pending entries (XPENDING) at the minute's last batch
+    sa.Column("lag", sa.BigInteger),
+    sa.Column("pending", sa.BigInteger),
+    # milliseconds from an entry's append to Redis (its id) to its batch's commit: p50 and p99
+    sa.Column("latency_p50_ms", sa.Float),
+    sa.Column("latency_p99_ms", sa.Float),
+    # the processor process's CPU seconds (user + system, since it started) and resident memory
+    sa.Column("cpu_seconds", sa.Float),
+    sa.Column("rss_bytes", sa.BigInteger),
+    sa.Column("updated_at", TS, nullable=False),
+)

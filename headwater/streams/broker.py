@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -44,12 +45,32 @@ def id_key(entry_id: str) -> tuple[int, int]:
 
 
 class StreamBroker(Protocol):
+    consumer: str
+    """This consumer's name in the group."""
+
     def ensure_group(self) -> None:
         """Create the consumer group (and the stream) when missing."""
 
     def read(self, count: int, block_ms: int) -> list[Entry]:
         """Up to `count` entries, oldest first: this consumer's own unacknowledged entries first
-        (after a restart), then new ones, waiting up to `block_ms` for them."""
+        (after a restart or a lost connection), then entries other consumers left pending longer than
+        the claim timeout, then new ones, waiting up to `block_ms` for them."""
+
+    @property
+    def contiguous(self) -> bool:
+        """Whether the last read returned every stream entry between its first and last id."""
+
+    def owned(self, ids: list[str]) -> set[str]:
+        """Those of `ids` still pending for this consumer (not acknowledged, not claimed away)."""
+
+    def pending_floor(self) -> str | None:
+        """The group's oldest pending entry id (None: nothing pending)."""
+
+    def pending(self) -> int | None:
+        """Entries the group has read and not acknowledged (None: the broker cannot tell)."""
+
+    def reset(self) -> None:
+        """After a failure: read this consumer's own pending entries again before new ones."""
 
     def ack(self, ids: list[str]) -> None:
         """Acknowledge: these entries are done and never delivered again."""
@@ -79,16 +100,23 @@ class RedisStreamBroker:
         consumer: str,
         dead_stream: str,
         start: str = "0",
+        claim_idle_ms: int = 30_000,
     ) -> None:
         self.client, self.stream, self.group, self.consumer = client, stream, group, consumer
-        self.dead_stream, self.start = dead_stream, start
+        self.dead_stream, self.start, self.claim_idle_ms = dead_stream, start, claim_idle_ms
         self._own_after: str | None = "0"  # reading our own pending entries from here; None: new ones
+        self._claim_from = "0-0"  # XAUTOCLAIM's cursor
+        self._next_claim = 0.0  # monotonic time of the next claim attempt
+        self._contiguous = False
+        self._dead_once = client.register_script(_DEAD_ONCE)
 
     @classmethod
     def connect(cls, url: str, **kwargs: Any) -> RedisStreamBroker:
         import redis
 
-        client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=120)
+        client = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=120, socket_connect_timeout=5, health_check_interval=10
+        )
         return cls(client, **kwargs)
 
     def ensure_group(self) -> None:
@@ -108,18 +136,88 @@ class RedisStreamBroker:
     def read(self, count: int, block_ms: int) -> list[Entry]:
         import redis
 
+        self._contiguous = False
         try:
             if self._own_after is not None:
                 entries = self._read_own(count)
                 if entries:
                     return entries
                 self._own_after = None
+            if time.monotonic() >= self._next_claim:
+                entries = self._claim(count)
+                if entries:
+                    return entries
             reply = self.client.xreadgroup(
                 self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms
             )
         except redis.RedisError as exc:
             raise _transient(exc, "reading") from exc
+        self._contiguous = True
         return _entries(reply)
+
+    @property
+    def contiguous(self) -> bool:
+        return self._contiguous
+
+    def _claim(self, count: int) -> list[Entry]:
+        """Entries pending with another consumer for longer than claim_idle_ms, now ours (XAUTOCLAIM
+        counts a delivery). Scanned from where the last claim stopped; once the scan wraps, the next
+        attempt waits a tenth of the timeout."""
+        reply = self.client.xautoclaim(
+            self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=self._claim_from, count=count
+        )
+        cursor, claimed = reply[0], reply[1]
+        deleted = reply[2] if len(reply) > 2 else []
+        self._claim_from = cursor
+        if cursor == "0-0":
+            self._next_claim = time.monotonic() + self.claim_idle_ms / 10_000
+        if deleted:  # deleted from the stream while pending; XAUTOCLAIM dropped them from the group
+            log.warning(
+                "%s: %d claimable entry(ies) were deleted from the stream", self.consumer, len(deleted)
+            )
+        batch = [Entry(i, f or {}) for i, f in claimed]
+        if not batch:
+            return []
+        log.warning("%s: claimed %d entry(ies) pending with other consumers", self.consumer, len(batch))
+        counts = self._deliveries([e.id for e in batch])
+        return sorted((Entry(e.id, e.fields, counts.get(e.id, 1)) for e in batch), key=lambda e: id_key(e.id))
+
+    def _deliveries(self, ids: list[str]) -> dict[str, int]:
+        keys = sorted(ids, key=id_key)
+        return {
+            str(p["message_id"]): int(p["times_delivered"])
+            for p in self.client.xpending_range(
+                self.stream, self.group, keys[0], keys[-1], len(keys) * 4 + 10, self.consumer
+            )
+        }
+
+    def owned(self, ids: list[str]) -> set[str]:
+        import redis
+
+        if not ids:
+            return set()
+        try:
+            return set(ids) & set(self._deliveries(ids))
+        except redis.RedisError as exc:
+            raise _transient(exc, "reading pending entries") from exc
+
+    def pending_floor(self) -> str | None:
+        import redis
+
+        try:
+            summary = self.client.xpending(self.stream, self.group)
+        except redis.RedisError as exc:
+            raise _transient(exc, "reading pending entries") from exc
+        return summary["min"] if summary["pending"] else None
+
+    def pending(self) -> int | None:
+        try:
+            return int(self.client.xpending(self.stream, self.group)["pending"])
+        except Exception:  # a figure for the record, never a reason to stop
+            return None
+
+    def reset(self) -> None:
+        self._own_after = "0"
 
     def _read_own(self, count: int) -> list[Entry]:
         assert self._own_after is not None
@@ -128,12 +226,7 @@ class RedisStreamBroker:
         if not batch:
             return []
         self._own_after = batch[-1].id
-        counts = {
-            p["message_id"]: int(p["times_delivered"])
-            for p in self.client.xpending_range(
-                self.stream, self.group, batch[0].id, batch[-1].id, len(batch), self.consumer
-            )
-        }
+        counts = self._deliveries([e.id for e in batch])
         # an entry deleted from the stream while pending comes back without fields
         return [Entry(e.id, e.fields, counts.get(e.id, 1)) for e in batch]
 
@@ -155,20 +248,12 @@ class RedisStreamBroker:
         try:
             pipe = self.client.pipeline(transaction=False)
             for letter in letters:
-                pipe.xadd(self.dead_stream, _dead_fields(letter, self.stream, processor), id=letter.entry.id)
-            replies = pipe.execute(raise_on_error=False)
-            written = 0
-            for letter, reply in zip(letters, replies, strict=True):
-                if not isinstance(reply, Exception):
-                    written += 1
-                elif "equal or smaller" not in str(reply):
-                    raise reply
-                elif not self.client.xrange(self.dead_stream, letter.entry.id, letter.entry.id, count=1):
-                    # an older entry than the dead stream's newest, never written (another consumer
-                    # dead-lettered newer ones): added under a new id, with source_id to find it by
-                    self.client.xadd(self.dead_stream, _dead_fields(letter, self.stream, processor))
-                    written += 1
-            return written
+                fields = _dead_fields(letter, self.stream, processor)
+                args = [letter.entry.id, *(x for kv in fields.items() for x in kv)]
+                self._dead_once(
+                    keys=[self.dead_stream, f"{self.dead_stream}:late_ids"], args=args, client=pipe
+                )
+            return sum(int(r) for r in pipe.execute())
         except redis.RedisError as exc:
             raise _transient(exc, "writing the dead-letter stream") from exc
 
@@ -181,6 +266,24 @@ class RedisStreamBroker:
         except Exception:  # lag is a figure for the record, never a reason to stop
             return None
         return None
+
+
+_DEAD_ONCE = """
+-- KEYS[1] dead stream, KEYS[2] hash of source ids added under new ids; ARGV[1] source id, then fields
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+local fields = {unpack(ARGV, 2)}
+local ok = redis.pcall('XADD', KEYS[1], ARGV[1], unpack(fields))
+if type(ok) == 'table' and ok.err then
+  if string.find(ok.err, 'equal or smaller') == nil then return redis.error_reply(ok.err) end
+  if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) > 0 then return 0 end
+  redis.call('XADD', KEYS[1], '*', unpack(fields))
+  redis.call('HSET', KEYS[2], ARGV[1], '1')
+end
+return 1
+"""
+"""Write a dead letter once, atomically: under the source entry's id when the dead stream's newest is
+older; else (another consumer dead-lettered newer entries) under a new id, remembering the source id in
+a hash so that a redelivered batch does not write it again."""
 
 
 def _entries(reply: Any) -> list[Entry]:

@@ -15,6 +15,7 @@ from headwater.spec.models import (
     RedisStreamSource,
     TransformStep,
     ValidateStep,
+    WindowStep,
 )
 from headwater.transform import Op, parse_ops
 
@@ -53,6 +54,10 @@ class StreamPlan:
     rules: list[Expectation]
     load: LoadStep
     pii: list[str]
+    window: WindowStep | None = None
+    """The event-time windows over the rows `load` loads (after the ops and rules), if any."""
+    window_load: LoadStep | None = None
+    """The load step of the closed windows (it depends on `window`); committed with `load`."""
 
     @classmethod
     def of(cls, loaded: LoadedSpec) -> StreamPlan:
@@ -62,7 +67,9 @@ class StreamPlan:
             raise TypeError(f"{spec.name} is not a streaming spec")
         ops: list[Op] = []
         rules: list[Expectation] = []
-        loads = []
+        loads: list[LoadStep] = []
+        window: WindowStep | None = None
+        window_load: LoadStep | None = None
         from headwater.spec.checks import step_order
 
         for name in step_order(loaded):
@@ -71,9 +78,14 @@ class StreamPlan:
                 ops += parse_ops(step.ops)
             elif isinstance(step, ValidateStep):
                 rules += step.expect
+            elif isinstance(step, WindowStep):
+                window = step
             elif isinstance(step, LoadStep):
-                loads.append(step)
-        return cls(spec.name, source_name, source, ops, rules, loads[0], list(spec.pii))
+                if window is not None and step.primary_input == window.name:
+                    window_load = step
+                else:
+                    loads.append(step)
+        return cls(spec.name, source_name, source, ops, rules, loads[0], list(spec.pii), window, window_load)
 
 
 def streaming_problems(loaded: LoadedSpec, add: Callable[..., None]) -> None:
@@ -82,6 +94,14 @@ def streaming_problems(loaded: LoadedSpec, add: Callable[..., None]) -> None:
     spec = loaded.spec
     streams = [n for n, s in spec.sources.items() if isinstance(s, RedisStreamSource)]
     if spec.type != "streaming":
+        for i, step in enumerate(spec.steps):
+            if isinstance(step, WindowStep):
+                add(
+                    ("steps", i, "type"),
+                    f"a window step groups a stream's events; a {spec.type} pipeline reads a data set",
+                    "use the aggregate op (group_by on a truncated time column) in a transform step, or "
+                    "move the window to a type: streaming pipeline",
+                )
         for name in streams:
             add(
                 ("sources", name, "kind"),
@@ -103,6 +123,9 @@ def streaming_problems(loaded: LoadedSpec, add: Callable[..., None]) -> None:
         if getattr(spec, key) is not None:
             add((key,), f"a streaming pipeline runs until stopped: {key} does not apply", f"remove {key}")
     extracts = loads = 0
+    windows = {s.name: i for i, s in enumerate(spec.steps) if isinstance(s, WindowStep)}
+    window_steps = {s.name: s for s in spec.steps if isinstance(s, WindowStep)}
+    window_loads = 0
     for i, step in enumerate(spec.steps):
         if isinstance(step, ExtractStep):
             extracts += 1
@@ -127,6 +150,17 @@ def streaming_problems(loaded: LoadedSpec, add: Callable[..., None]) -> None:
                     "a quality suite is not checked on streams yet",
                     "write the row rules as expect: [{name, rule}] (failing events are dead-lettered)",
                 )
+        elif isinstance(step, WindowStep):
+            _window_problems(loaded, i, step, add)
+        if not isinstance(step, LoadStep | WindowStep) and step.primary_input in windows:
+            add(
+                ("steps", i, "depends_on"),
+                f"step {step.name} takes window results; only a load step may follow a window step",
+                f"make {step.name} depend on the step before the window, or load the windows first",
+            )
+        if isinstance(step, LoadStep) and step.primary_input in windows:
+            window_loads += 1
+            _window_load_problems(window_steps[step.primary_input], i, step, add)
         elif isinstance(step, LoadStep):
             loads += 1
             if step.destination.mode == "overwrite":
@@ -143,6 +177,20 @@ def streaming_problems(loaded: LoadedSpec, add: Callable[..., None]) -> None:
             f"a streaming pipeline extracts its stream once and loads once (its last entry id is "
             f"committed with that load); here {extracts} extract step(s), {loads} load step(s)",
             "keep one extract and one load step",
+        )
+    if len(windows) > 1:
+        add(
+            ("steps", list(windows.values())[1]),
+            f"a streaming pipeline has at most one window step; here {len(windows)}",
+            "keep one window step (one window state is committed with each batch)",
+        )
+    elif windows and window_loads != 1:
+        ((name, i),) = windows.items()
+        add(
+            ("steps", i),
+            f"window step {name} needs exactly one load step for its closed windows; here {window_loads}",
+            f"add a load step with depends_on: [{name}] and destination {{table: ..., mode: upsert, "
+            f"primary_key: [<keys>, window_start]}}",
         )
 
 
@@ -161,3 +209,43 @@ def _op_problems(step: TransformStep, i: int, add: Callable[..., None]) -> None:
                 f"remove {name} from this streaming pipeline, or apply it in a batch pipeline that "
                 "reads the table this one loads",
             )
+
+
+_TIME_TYPES = {"timestamp", "timestamptz", "datetime"}
+
+
+def _window_problems(loaded: LoadedSpec, i: int, step: WindowStep, add: Callable[..., None]) -> None:
+    spec = loaded.spec
+    before = next((s for s in spec.steps if s.name == step.primary_input), None)
+    if isinstance(before, LoadStep | WindowStep):
+        add(
+            ("steps", i, "depends_on"),
+            f"window step {step.name} follows {before.type} step {before.name}",
+            "make it depend on the last transform or validate step (it windows the rows that pass the rules)",
+        )
+    source = next((s for s in spec.sources.values() if isinstance(s, RedisStreamSource)), None)
+    column = step.window.time_column
+    declared = source.columns.get(column) if source is not None else None
+    if declared is not None and declared.lower() not in _TIME_TYPES:
+        add(
+            ("steps", i, "window", "time_column"),
+            f"the window's time column {column} is read as {declared}, not as a time",
+            f"declare it in the source: columns: {{{column}: timestamptz}}",
+        )
+
+
+def _window_load_problems(window: WindowStep, i: int, step: LoadStep, add: Callable[..., None]) -> None:
+    key = [*window.window.keys, "window_start"]
+    dest = step.destination
+    if dest.mode == "overwrite":
+        add(
+            ("steps", i, "destination", "mode"),
+            "mode overwrite would replace the window table with each batch's closed windows",
+            f"use mode upsert with primary_key: [{', '.join(key)}], or append",
+        )
+    elif dest.mode == "upsert" and sorted(dest.primary_key) != sorted(key):
+        add(
+            ("steps", i, "destination", "primary_key"),
+            f"a window is identified by its keys and window_start; primary_key {dest.primary_key} is not",
+            f"set primary_key: [{', '.join(key)}]",
+        )

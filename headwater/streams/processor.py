@@ -1,7 +1,9 @@
 """The stream processor: read a batch, process it, dead-letter the bad events, load the good ones
-with the last entry id they cover in one transaction, acknowledge after the commit. An entry at or
-below the committed id is acknowledged without loading (a crash between commit and XACK redelivers
-it), so each event has its effect in the warehouse once. At most one batch is in flight."""
+and the entry ids they cover (headwater/streams/commits.py) in one transaction, acknowledge after the
+commit. An entry inside a committed range is acknowledged without loading (a crash between commit and
+XACK, or a batch claimed from a consumer that committed it), so each event has its effect in the
+warehouse once, with any number of consumers. At most one batch is in flight: a slow sink slows the
+reads. A transient failure (Redis restarting) is retried with backoff."""
 
 from __future__ import annotations
 
@@ -12,14 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import polars as pl
 import sqlalchemy as sa
 
-from headwater.errors import PermanentError
-from headwater.load.base import WatermarkUpdate, load_frame
-from headwater.load.watermarks import read_watermark, write_watermark
+from headwater.dberrors import is_transient
+from headwater.errors import PermanentError, TransientError
+from headwater.load.schema import ensure_table, prepare_frame
+from headwater.load.watermarks import read_watermark
 from headwater.streams.batch import ENTRY_ID, process, raw_masked
 from headwater.streams.broker import DeadLetter, Entry, StreamBroker, id_key
+from headwater.streams.commits import CommitLog, Superseded, ranges_of
 from headwater.streams.plan import StreamPlan
+from headwater.streams.windowing import StreamWindows, commit_batch
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,12 @@ class StreamStats:
     last_id: str | None = None
     lag: int | None = None
     last_batch_at: datetime | None = None
+    pending: int | None = None
+    """entries the group has read and not acknowledged (XPENDING), after the last batch"""
+    retries: int = 0
+    """transient failures (Redis or the warehouse unreachable) waited out with backoff"""
+    batch_ids: tuple[str, ...] = ()
+    """the ids of the last batch's entries loaded or dead-lettered (their append times give the latency)"""
 
     def summary(self) -> str:
         return (
@@ -57,20 +69,26 @@ class StreamProcessor:
         warehouse: sa.Engine,
         *,
         on_batch: Callable[[StreamStats], None] | None = None,
+        on_retry: Callable[[StreamStats, Exception, float], None] | None = None,
+        max_backoff: float = 10.0,
     ) -> None:
         self.plan, self.broker, self.warehouse, self.on_batch = plan, broker, warehouse, on_batch
+        self.on_retry, self.max_backoff = on_retry, max_backoff
+        self.log = CommitLog(warehouse, plan.name, offset_key(plan))
         self.stats = StreamStats()
         self.run_id = str(uuid.uuid4())
         self.committed: str | None = None
+        self.windows: StreamWindows | None = None  # created at the first batch (the sink, below)
         self.started = False
+        self._table_ready = False
 
     def start(self) -> None:
         """Create the group when missing and read the committed id (run() does this when not done)."""
-        self.started = True
         self.broker.ensure_group()
-        committed = read_watermark(self.warehouse, self.plan.name, offset_key(self.plan))
-        self.committed = None if committed is None else str(committed)
-        self.stats.last_id = self.committed
+        legacy = read_watermark(self.warehouse, self.plan.name, offset_key(self.plan))  # slice 1's id
+        self.log.ensure(None if legacy is None else str(legacy))
+        self.committed = self.stats.last_id = self.log.last()
+        self.started = True
 
     def run(
         self,
@@ -81,16 +99,34 @@ class StreamProcessor:
     ) -> StreamStats:
         """Batches until `should_stop()` (checked between batches), `max_events` read, or no entry for
         `idle_exit` seconds."""
-        if not self.started:
-            self.start()
         idle_since = time.monotonic()
+        backoff = 0.0
         while not should_stop():
             if max_events is not None and self.stats.events_read >= max_events:
                 break
             count = self.plan.source.batch_size
             if max_events is not None:
                 count = min(count, max_events - self.stats.events_read)
-            if self.step(count):
+            try:
+                if not self.started:
+                    self.start()
+                read = self.step(count)
+            except (TransientError, sa.exc.DBAPIError) as exc:
+                if isinstance(exc, sa.exc.DBAPIError) and not is_transient(exc):
+                    raise
+                # Redis restarting, the warehouse unreachable: nothing acknowledged is lost (the batch
+                # stays pending, or was committed and is recognised); wait, then read own pending first
+                backoff = min(self.max_backoff, backoff * 2 or 0.5)
+                self.stats.retries += 1
+                log.warning("%s: %s; retrying in %.1f s", self.plan.name, exc, backoff)
+                if self.on_retry is not None:
+                    self.on_retry(self.stats, exc, backoff)
+                self.broker.reset()
+                time.sleep(backoff)
+                idle_since = time.monotonic()
+                continue
+            backoff = 0.0
+            if read:
                 idle_since = time.monotonic()
             elif idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                 break
@@ -102,22 +138,32 @@ class StreamProcessor:
         entries = self.broker.read(count or source.batch_size, source.block_ms)
         if not entries:
             return 0
-        committed = id_key(self.committed) if self.committed else None
-        done = [e for e in entries if committed is not None and id_key(e.id) <= committed]
-        fresh = [e for e in entries if committed is None or id_key(e.id) > committed]
-        if fresh:
-            self._finish(fresh)
-        self.broker.ack([e.id for e in entries])  # only after the commit
-        self.stats.events_read += len(entries)
+        contiguous = self.broker.contiguous
+        done = self.log.covered([e.id for e in entries])  # committed before a crash or by another consumer
+        lost: set[str] = set()
+        fresh = [e for e in entries if e.id not in done]
+        while fresh:
+            try:
+                self._finish(fresh, contiguous and not done)
+                break
+            except Superseded as exc:  # rolled back: finish the rest
+                done |= exc.committed
+                lost |= exc.lost
+                fresh = [e for e in fresh if e.id not in done and e.id not in lost]
+                contiguous = False
+        self.broker.ack([e.id for e in entries if e.id not in lost])  # only after the commit
+        self.stats.events_read += len(entries) - len(lost)
         self.stats.events_skipped += len(done)
         self.stats.batches += 1
         self.stats.lag = self.broker.lag()
+        self.stats.pending = self.broker.pending()
         self.stats.last_batch_at = datetime.now(UTC)
+        self.stats.batch_ids = tuple(e.id for e in fresh)
         if self.on_batch is not None:
             self.on_batch(self.stats)
         return len(entries)
 
-    def _finish(self, entries: list[Entry]) -> None:
+    def _finish(self, entries: list[Entry], contiguous: bool = False) -> None:
         """Dead letters first (idempotent), then the rows and the last id in one transaction."""
         source = self.plan.source
         poison = [e for e in entries if e.deliveries > source.max_deliveries]
@@ -133,21 +179,54 @@ class StreamProcessor:
                 hint=f"keep {ENTRY_ID} (the stream entry id) through the transform steps",
             )
         dead += processed.dead
+        good = processed.good
+        # ---- sink: windows (headwater/streams/windowing.py), then rows + closed windows + window
+        # state + last id in one transaction. Late events are dead-lettered (and still loaded as rows).
+        windowed = None
+        if self.plan.window is not None:
+            if self.windows is None:
+                self.windows = StreamWindows(self.plan, self.warehouse)
+            windowed = self.windows.process(good, live)
+            dead += windowed.late
         self.broker.dead_letter(sorted(dead, key=lambda d: id_key(d.entry.id)), self.plan.name)
         last_id = max((e.id for e in entries), key=id_key)
-        good = processed.good
-        if good.height:
-            load_frame(
-                self.warehouse,
-                good,
-                self.plan.load.destination,
-                pipeline=self.plan.name,
-                run_id=self.run_id,
-                watermarks=[WatermarkUpdate(offset_key(self.plan), last_id)],
-            )
-        else:
-            with self.warehouse.begin() as conn:
-                write_watermark(conn, self.plan.name, offset_key(self.plan), last_id, self.run_id)
-        self.committed = self.stats.last_id = last_id
+        self._create_table_once(good)
+        saved = commit_batch(
+            self.warehouse, self.plan, good, windowed, [], self.run_id, self._recorder(entries, contiguous)
+        )
+        if self.windows is not None and windowed is not None and saved is not None:
+            self.windows.committed(windowed, saved)
+        # ---- end of the sink
+        if self.committed is None or id_key(last_id) > id_key(self.committed):
+            self.committed = self.stats.last_id = last_id
         self.stats.events_loaded += good.height
         self.stats.events_dead += len(dead)
+
+    def _create_table_once(self, good: pl.DataFrame) -> None:
+        """Before this process's first load: create the load's table under the group's commit lock, so
+        that consumers starting together do not race to create it (one would fail)."""
+        if self._table_ready or not good.height:
+            return
+        destination = self.plan.load.destination
+        with self.warehouse.begin() as conn:
+            self.log.lock(conn)
+            ensure_table(conn, destination.table, prepare_frame(good.clear()), destination.primary_key)
+        self._table_ready = True
+
+    def _recorder(self, entries: list[Entry], contiguous: bool) -> Callable[[sa.Connection], None]:
+        """Run in the batch's transaction: under the group's commit lock, refuse (roll back) when some
+        entry was committed or claimed away by another consumer since it was read; else record the
+        ids the batch covers (and forget ranges wholly acknowledged)."""
+        ids = [e.id for e in entries]
+        ranges = ranges_of(entries, contiguous)
+        consumer = self.broker.consumer
+
+        def record(conn: sa.Connection) -> None:
+            self.log.lock(conn)
+            committed = self.log.covered(ids, conn)
+            lost = set(ids) - self.broker.owned(ids) - committed
+            if committed or lost:
+                raise Superseded(committed, lost)
+            self.log.record(conn, ranges, consumer, self.run_id, self.broker.pending_floor())
+
+        return record

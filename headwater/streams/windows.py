@@ -109,32 +109,36 @@ class WindowSpec(BaseModel):
     def _coherent(self) -> WindowSpec:
         for name, value in (("size", self.size), ("hop", self.hop), ("gap", self.gap)):
             if value is not None and round(value * US) != value * US:
-                raise ValueError(f"{name} must be a whole number of microseconds, got {value}")
+                raise ValueError(
+                    f"{name} {value}s is not a whole number of microseconds: give it in whole microseconds"
+                )
         if self.kind in ("tumbling", "hopping") and self.size is None:
-            raise ValueError(f"a {self.kind} window needs a size, e.g. size: 30s")
+            raise ValueError(f"a {self.kind} window needs a size: give one, e.g. size: 30s")
         if self.kind == "hopping":
             if self.hop is None:
-                raise ValueError("a hopping window needs a hop, e.g. hop: 10s")
+                raise ValueError("a hopping window needs a hop: give one, e.g. hop: 10s")
             size_us, hop_us = round(self.size * US), round(self.hop * US)  # type: ignore[operator]
             if hop_us > size_us or size_us % hop_us:
                 raise ValueError(
-                    f"hop {self.hop}s does not divide size {self.size}s: the size must be a whole multiple "
+                    f"hop {self.hop}s does not divide size {self.size}s: make the size a whole multiple "
                     "of the hop (e.g. size 60s, hop 15s)"
                 )
         elif self.hop is not None:
-            raise ValueError(f"hop applies to hopping windows only, not {self.kind}")
+            raise ValueError(f"hop applies to hopping windows only, not {self.kind}: remove it")
         if self.kind == "session":
             if self.gap is None:
-                raise ValueError("a session window needs a gap, e.g. gap: 5m")
+                raise ValueError("a session window needs a gap: give one, e.g. gap: 5m")
             if self.size is not None:
                 raise ValueError("a session window has no size: give gap only")
         elif self.gap is not None:
-            raise ValueError(f"gap applies to session windows only, not {self.kind}")
+            raise ValueError(f"gap applies to session windows only, not {self.kind}: remove it")
         clash = sorted({self.time_column, *self.keys} & set(RESERVED))
         if clash:
             raise ValueError(f"column name(s) {clash} are reserved for window output; rename them first")
         if self.time_column in self.keys:
-            raise ValueError(f"the time column {self.time_column!r} cannot also be a key")
+            raise ValueError(
+                f"the time column {self.time_column!r} cannot also be a key: remove it from keys"
+            )
         return self
 
     def us(self, name: Literal["size", "hop", "gap", "allowed_lateness"]) -> int:

@@ -24,4 +24,4 @@ def stream_key_fixture(rds: redis.Redis) -> Iterator[str]:
     """A stream key no other test uses; it and its dead-letter stream are deleted afterwards."""
     key = f"hw_test_stream_{uuid.uuid4().hex[:12]}"
     yield key
-    rds.delete(key, f"{key}:dead")
+    rds.delete(key, f"{key}:dead", f"{key}:dead:late_ids")
