@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from headwater.access.audit import AuditEntry, record
 from headwater.access.roles import Role
 from headwater.access.sessions import TOUCH_EVERY, Principal, SessionExpired
+from headwater.durations import parse_duration
 from headwater.errors import PermanentError
 from headwater.store.store import aware
 from headwater.store.tables import api_tokens, console_users
@@ -24,7 +25,6 @@ from headwater.store.tables import api_tokens, console_users
 TOKEN_PREFIX = "hwt_"
 RANK = {Role.DATA_ANALYST.value: 0, Role.DATA_ENGINEER.value: 1, Role.SYSTEM_ADMIN.value: 2}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_DURATION = re.compile(r"^\s*([0-9]+)\s*([dhw])\s*$")
 
 
 def digest(token: str) -> str:
@@ -39,13 +39,12 @@ def parse_expiry(text: str | None) -> timedelta | None:
     """`90d`, `12h`, `2w`; `never` (or None) for a token that does not expire."""
     if text is None or text.strip().lower() == "never":
         return None
-    m = _DURATION.match(text)
-    if not m or int(m.group(1)) == 0:
+    try:
+        return timedelta(seconds=parse_duration(text))
+    except ValueError:
         raise PermanentError(
             f"expiry {text!r} is not a duration", hint="write e.g. 90d, 12h or 2w (or never)"
-        )
-    n, unit = int(m.group(1)), m.group(2)
-    return {"d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[unit]
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -8,28 +8,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from headwater.durations import parse_duration
 from headwater.spec.params import ParamType, as_text, coerce
 from headwater.streams.windows import WindowSpec
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from 30, 2.5, "30s", "5m", "1h", "250ms"."""
-    if isinstance(value, bool):
-        raise ValueError("not a duration: write e.g. 30, '30s', '5m' or '1h'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"{value!r} is not a duration; write e.g. 30, '30s', '5m' or '1h'")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError("a duration must be positive: give e.g. '30s'")
-    return seconds
 
 
 Duration = Annotated[float, Field(gt=0)]

@@ -12,21 +12,19 @@ from __future__ import annotations
 import base64
 import io
 import json
-import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from headwater.durations import parse_duration
 from headwater.errors import PermanentError
 
 AggFn = Literal["count", "sum", "mean", "min", "max", "first", "last", "std"]
 AGG_FNS: tuple[str, ...] = ("count", "sum", "mean", "min", "max", "first", "last", "std")
 RESERVED = ("window_start", "window_end", "event_count", "reason", "watermark")
 US = 1_000_000
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _STATE_VERSION = 1
 
 # Internal columns of the partial aggregates (kept in the state between batches).
@@ -34,22 +32,6 @@ _T, _SEQ, _WPREV = "__hw_t", "__hw_seq", "__hw_wprev"
 _START, _END, _COUNT = "window_start", "window_end", "event_count"
 _FIRST_T, _FIRST_SEQ, _LAST_T, _LAST_SEQ = "__hw_first_t", "__hw_first_seq", "__hw_last_t", "__hw_last_seq"
 _SID = "__hw_session"
-
-
-def duration_seconds(value: Any, *, allow_zero: bool = False) -> float:
-    """Seconds from 30, 2.5, "30s", "5m", "1h", "250ms" (whole microseconds)."""
-    if isinstance(value, bool):
-        raise ValueError("not a duration: write e.g. 30, '30s', '5m' or '1h'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"{value!r} is not a duration; write e.g. 30, '30s', '5m' or '1h'")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise ValueError(f"a duration must be {'>= 0' if allow_zero else 'positive'}, got {value!r}")
-    return seconds
 
 
 class WindowSpec(BaseModel):
@@ -80,13 +62,13 @@ class WindowSpec(BaseModel):
     @field_validator("size", "hop", "gap", mode="before")
     @classmethod
     def _positive_duration(cls, v: Any) -> float | None:
-        return None if v is None else duration_seconds(v)
+        return None if v is None else parse_duration(v)
 
     @field_validator("allowed_lateness", mode="before")
     @classmethod
     def _lateness(cls, v: Any) -> float:
         try:
-            return duration_seconds(v, allow_zero=True)
+            return parse_duration(v, allow_zero=True)
         except ValueError as exc:
             raise ValueError(f"allowed_lateness: {exc}") from None
 
