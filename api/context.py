@@ -62,10 +62,9 @@ class ApiContext:
             alerts_dir = settings.alerts_dir
 
             def alerts() -> Any:
-                from headwater.alerting import AlertEngine, load_channels, load_rules
+                from headwater.alerting import engine_for
 
-                channels = load_channels(alerts_dir / "channels.yaml")
-                return AlertEngine(store.engine, channels, load_rules(alerts_dir / "rules.yaml", channels))
+                return engine_for(store.engine, alerts_dir)
 
         actions = Actions(
             store.engine,

@@ -59,12 +59,11 @@ def orchestrator() -> Orchestrator:
 
 
 def _alert_engine() -> Any:
-    from headwater.alerting import AlertEngine, load_channels, load_rules
+    from headwater.alerting import engine_for
 
     s = settings()
     assert s.alerts_dir is not None
-    channels = load_channels(s.alerts_dir / "channels.yaml")
-    return AlertEngine(engine(), channels, load_rules(s.alerts_dir / "rules.yaml", channels))
+    return engine_for(engine(), s.alerts_dir)
 
 
 def actions() -> Actions:

@@ -36,12 +36,9 @@ def quality_monitor(history_runs: int = 500) -> dict[str, Any]:
             trained[pipeline] = model.version or 0
         sent = 0
         if settings.alerts_dir is not None:
-            from headwater.alerting import AlertEngine, load_channels, load_rules
+            from headwater.alerting import engine_for
 
-            channels = load_channels(settings.alerts_dir / "channels.yaml")
-            engine = AlertEngine(
-                store.engine, channels, load_rules(settings.alerts_dir / "rules.yaml", channels)
-            )
+            engine = engine_for(store.engine, settings.alerts_dir)
             sent = len([d for d in engine.tick(datetime.now(UTC)) if d.status == "sent"])
     finally:
         store.dispose()

@@ -7,10 +7,11 @@ from headwater.alerting.config import (
     Channel,
     Channels,
     load_channels,
+    load_folder,
     load_rules,
 )
 from headwater.alerting.delivery import AppriseDeliverer, Deliverer, DeliveryFailed
-from headwater.alerting.engine import AlertEngine
+from headwater.alerting.engine import AlertEngine, engine_for
 from headwater.alerting.facts import RunFacts
 from headwater.alerting.records import Delivery, MttaMttr, Silence
 
@@ -27,6 +28,8 @@ __all__ = [
     "MttaMttr",
     "RunFacts",
     "Silence",
+    "engine_for",
     "load_channels",
+    "load_folder",
     "load_rules",
 ]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from headwater.alerting.config import AlertRule, AlertRules, Channels, load_channels, load_rules
+from headwater.alerting.config import AlertRule, AlertRules, Channels, load_folder
 from headwater.alerting.sla import sla_facts, sla_rules
 from headwater.pipeline.outcome import RunOutcome
 from headwater.settings import Settings
@@ -99,8 +99,7 @@ def alert_on(
                 outcome.pipeline,
             )
         return []
-    channels = load_channels(settings.alerts_dir / "channels.yaml")
-    base = load_rules(settings.alerts_dir / "rules.yaml", channels)
+    channels, base = load_folder(settings.alerts_dir)
     rules = AlertRules(
         severity_channels=base.severity_channels,
         rules=[

@@ -238,6 +238,12 @@ def load_rules(
     return rules
 
 
+def load_folder(folder: str | Path) -> tuple[Channels, AlertRules]:
+    """An alerts folder (HEADWATER_ALERTS): its channels.yaml, and its rules.yaml checked against them."""
+    channels = load_channels(Path(folder) / "channels.yaml")
+    return channels, load_rules(Path(folder) / "rules.yaml", channels)
+
+
 def check_alerts(
     folder: str | Path, env: Mapping[str, str] | None = None
 ) -> tuple[list[SpecProblem], list[str]]:

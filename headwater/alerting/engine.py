@@ -13,11 +13,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from headwater.alerting.config import AlertRule, AlertRules, Channels
+from headwater.alerting.config import AlertRule, AlertRules, Channels, load_folder
 from headwater.alerting.delivery import AppriseDeliverer, Deliverer, DeliveryFailed
 from headwater.alerting.facts import RunFacts
 from headwater.alerting.messages import alert_message, resolved_message, run_details
@@ -474,6 +475,11 @@ class AlertEngine:
 
 
 # ------------------------------------------------------------ reads that need no channels or rules
+
+
+def engine_for(store_engine: sa.Engine, alerts_dir: str | Path) -> AlertEngine:
+    """The alert engine over an alerts folder's channels and rules (HEADWATER_ALERTS)."""
+    return AlertEngine(store_engine, *load_folder(alerts_dir))
 
 
 def history(

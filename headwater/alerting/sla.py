@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from headwater.alerting.conditions import sla_only
-from headwater.alerting.config import AlertRule, AlertRules, Channels, load_channels, load_rules
+from headwater.alerting.config import AlertRule, AlertRules, Channels, load_folder
 from headwater.alerting.facts import RunFacts
 from headwater.alerting.records import Delivery
 from headwater.errors import NotificationError, SpecError, SpecProblem
@@ -119,8 +119,7 @@ def check_slas(
     slas = [(s, sla) for s in specs if (sla := resolved(s)) is not None]
     if settings.alerts_dir is None or not slas:
         return []
-    channels = load_channels(settings.alerts_dir / "channels.yaml")
-    base = load_rules(settings.alerts_dir / "rules.yaml", channels)
+    channels, base = load_folder(settings.alerts_dir)
     shared = [r for r in base.rules if sla_only(r.when)]
     out: list[Delivery] = []
     for spec, sla in slas:

@@ -41,12 +41,11 @@ def parse_matchers(given: list[str]) -> dict[str, str]:
 
 def _engine(settings: Settings, store_engine: Any, *, sending: bool) -> Any:
     """The alert engine; with `sending`, over the configured channels (their secrets needed)."""
-    from headwater.alerting import AlertEngine, load_channels, load_rules
+    from headwater.alerting import AlertEngine, engine_for
     from headwater.alerting.config import AlertRules, Channels
 
     if sending and settings.alerts_dir is not None:
-        channels = load_channels(settings.alerts_dir / "channels.yaml")
-        return AlertEngine(store_engine, channels, load_rules(settings.alerts_dir / "rules.yaml", channels))
+        return engine_for(store_engine, settings.alerts_dir)
     return AlertEngine(store_engine, Channels(channels={}), AlertRules(rules=[]))
 
 
