@@ -115,16 +115,13 @@ class ApiContext:
                 self._answers[key] = (time.monotonic(), value)
         return value
 
-    def warehouse_engine(self, pipeline: str) -> sa.Engine:
-        """The engine of the pipeline's warehouse, resolved from its spec as runs resolve it."""
+    def warehouse_engine(self, pipeline: str, table: str | None = None) -> sa.Engine:
+        """The engine of the warehouse the pipeline loads `table` into, resolved as runs resolve it."""
         from headwater.spec.loader import find_pipeline
-        from headwater.spec.models import LoadStep
 
         loaded = find_pipeline(self.settings.pipelines_dir, pipeline, reading=True)
-        load = next((s for s in loaded.spec.steps if isinstance(s, LoadStep)), None)
-        ref = loaded.spec.warehouse_of(load) if load else loaded.spec.warehouse
         assert self.connections is not None
-        return self.connections.engine(ref)
+        return self.connections.engine(loaded.spec.warehouse_for(table))
 
     def quarantine_waiting(self) -> dict[tuple[str, str], int | None]:
         """Rows waiting in quarantine per (pipeline, destination table); None where the warehouse
@@ -145,7 +142,7 @@ class ApiContext:
         out: dict[tuple[str, str], int | None] = {}
         for pipeline, table in pairs:
             try:
-                counts = quarantine.counts(self.warehouse_engine(pipeline), pipeline, table)
+                counts = quarantine.counts(self.warehouse_engine(pipeline, table), pipeline, table)
                 out[(pipeline, table)] = int(counts.filter(counts["status"] == "quarantined")["rows"].sum())
             except Exception:  # a warehouse that cannot be reached shows as unknown
                 out[(pipeline, table)] = None

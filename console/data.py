@@ -311,13 +311,8 @@ def spec(pipeline: str) -> Any:
 
 def warehouse_engine(pipeline: str) -> sa.Engine:
     """The engine of the pipeline's warehouse, resolved from its spec as runs resolve it."""
-    from headwater.spec.models import LoadStep
-
     s = settings()
-    loaded = spec(pipeline)
-    load = next((st_ for st_ in loaded.spec.steps if isinstance(st_, LoadStep)), None)
-    ref = loaded.spec.warehouse_of(load) if load else loaded.spec.warehouse
-    return _connections(s.warehouse_url, s.prefect_api_url).engine(ref)
+    return _connections(s.warehouse_url, s.prefect_api_url).engine(spec(pipeline).spec.warehouse_for())
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

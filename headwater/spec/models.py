@@ -1004,3 +1004,10 @@ class PipelineSpec(Strict):
         """The one answer to "where does this load write": its destination's warehouse, else the
         pipeline's; None means the process default (HEADWATER_WAREHOUSE_URL)."""
         return load.destination.warehouse or self.warehouse
+
+    def warehouse_for(self, table: str | None = None) -> ConnectionRef | None:
+        """Where the load of `table` writes (its quarantine is there too); without a table, or with
+        one no load names, the first load's warehouse, else the pipeline's."""
+        loads = [s for s in self.steps if isinstance(s, LoadStep)]
+        load = next((s for s in loads if s.destination.table == table), loads[0] if loads else None)
+        return self.warehouse_of(load) if load else self.warehouse
