@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from headwater.control import LocalOrchestrator
     from headwater.deploy import DeploymentPlan, DeployReport
     from headwater.orchestration import Orchestration, TemporaryApi
+    from headwater.streams.keeper import StreamDeployment
 
 
 class PrefectOrchestration:
@@ -78,6 +79,21 @@ class PrefectOrchestration:
         from flows.backfill import finished
 
         return finished(flow_run_ids)
+
+    def stream_deployments(self, pipelines: list[str], recent: int) -> dict[str, StreamDeployment]:
+        from flows.stream import stream_deployments
+
+        return stream_deployments(pipelines, recent)
+
+    def start_stream_run(self, deployment_id: str) -> str:
+        from flows.stream import start_run
+
+        return start_run(deployment_id)
+
+    def mark_crashed(self, flow_run_id: str, message: str) -> None:
+        from flows.stream import mark_crashed
+
+        mark_crashed(flow_run_id, message)
 
 
 if TYPE_CHECKING:

@@ -32,6 +32,10 @@ def _schedules(plan: DeploymentPlan) -> list[Any]:
 
 
 def _flow_of(plan: DeploymentPlan) -> Any:
+    if plan.streaming:
+        from flows.stream import stream_processor
+
+        return stream_processor
     if plan.spec_path is not None:
         from flows.pipeline import pipeline_flow
 
@@ -152,7 +156,9 @@ def apply_plans(
                     folder,
                 ):
                     continue
-                if deployment.entrypoint and not deployment.entrypoint.startswith("flows.pipelines."):
+                if deployment.entrypoint and not deployment.entrypoint.startswith(
+                    ("flows.pipelines.", "flows.stream.")
+                ):
                     continue
                 if not deployment.paused:
                     client.pause_deployment(deployment.id)

@@ -21,9 +21,15 @@ ENTRYPOINT_MODULE = "flows.pipelines"
 """Every deployment's entrypoint is `flows.pipelines.<pipeline>`: that module makes the flow of any
 spec on demand (a module path, so the worker imports the installed package: no code to copy)."""
 
+STREAM_ENTRYPOINT_MODULE = "flows.stream"
+"""A streaming spec's deployment runs `flows.stream.<pipeline>`: its processor as one long-lived flow
+run, which `headwater up` keeps running (headwater/streams/keeper.py)."""
+
 DEFAULT_POOL = "headwater"
 MANAGED_TAG = "headwater"
 """Every deployment `headwater deploy` makes carries this tag: how it finds the ones whose spec is gone."""
+STREAM_TAG = "headwater:stream"
+"""The deployments of streaming specs carry this tag too: how `headwater up` finds what to keep running."""
 
 
 @dataclass(frozen=True)
@@ -45,11 +51,14 @@ class DeploymentPlan:
     spec_path: Path | None = field(compare=False)
     """None: a service of Headwater's own (the monitor), not a pipeline."""
     entrypoint: str = ""
-    """Default `flows.pipelines.<pipeline>`."""
+    """Default `flows.pipelines.<pipeline>` (`flows.stream.<pipeline>` for a stream processor)."""
+    streaming: bool = False
+    """A stream processor: no schedule, one flow run that lives (kept running by `headwater up`)."""
 
     def __post_init__(self) -> None:
         if not self.entrypoint:
-            object.__setattr__(self, "entrypoint", f"{ENTRYPOINT_MODULE}.{self.pipeline}")
+            module = STREAM_ENTRYPOINT_MODULE if self.streaming else ENTRYPOINT_MODULE
+            object.__setattr__(self, "entrypoint", f"{module}.{self.pipeline}")
 
     @property
     def full_name(self) -> str:
@@ -157,8 +166,10 @@ def triggers_of(spec: PipelineSpec) -> list[dict[str, Any]]:
 
 def plan_for(loaded: LoadedSpec, *, pipelines_dir: Path | None = None) -> DeploymentPlan:
     """The deployment of one spec. `pipelines_dir`: passed to every run, so a worker finds the spec
-    wherever it was started (None: the worker's HEADWATER_PIPELINES)."""
+    wherever it was started (None: the worker's HEADWATER_PIPELINES). A streaming spec's deployment
+    has no schedule and no trigger: `headwater up` starts its one flow run, and a new one when it ends."""
     spec = loaded.spec
+    streaming = spec.type == "streaming"
     schedule: dict[str, Any] | None = None
     if spec.schedule is not None:
         if spec.schedule.cron is not None:
@@ -172,7 +183,7 @@ def plan_for(loaded: LoadedSpec, *, pipelines_dir: Path | None = None) -> Deploy
         pipeline=spec.name,
         description=spec.description,
         version=loaded.digest[:16],
-        tags=sorted({*spec.tags, MANAGED_TAG}),
+        tags=sorted({*spec.tags, MANAGED_TAG, *([STREAM_TAG] if streaming else [])}),
         parameters=parameters,
         schedule=schedule,
         triggers=triggers_of(spec),
@@ -181,6 +192,7 @@ def plan_for(loaded: LoadedSpec, *, pipelines_dir: Path | None = None) -> Deploy
         queue=spec.work_pool.queue,
         priority=spec.work_pool.priority,
         spec_path=loaded.path,
+        streaming=streaming,
     )
 
 
@@ -232,8 +244,6 @@ def plan_all(
                     one.line("triggers", "after"),
                 )
             )
-            continue
-        if one.spec.type == "streaming":  # a processor that lives (stream run), not a scheduled flow
             continue
         if names.count(one.spec.name) == 1:
             ok.append(plan_for(one, pipelines_dir=folder if pass_folder else None))

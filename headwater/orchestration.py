@@ -18,6 +18,7 @@ from headwater.errors import PermanentError
 if TYPE_CHECKING:
     from headwater.control import LocalOrchestrator
     from headwater.deploy import DeploymentPlan, DeployReport
+    from headwater.streams.keeper import StreamDeployment
 
 ORCHESTRATION_ENV = "HEADWATER_ORCHESTRATION"
 DEFAULT_ORCHESTRATION = "flows.adapter:PrefectOrchestration"
@@ -80,6 +81,19 @@ class Orchestration(Protocol):
 
     def finished(self, flow_run_ids: list[str]) -> dict[str, str]:
         """The flow runs among these that ended, with their state type."""
+        ...
+
+    def stream_deployments(self, pipelines: list[str], recent: int) -> dict[str, StreamDeployment]:
+        """The deployments of these stream processors on the server, each with its `recent` newest
+        flow runs (headwater/streams/keeper.py)."""
+        ...
+
+    def start_stream_run(self, deployment_id: str) -> str:
+        """A new flow run of a stream processor's deployment: its id."""
+        ...
+
+    def mark_crashed(self, flow_run_id: str, message: str) -> None:
+        """Mark a flow run whose process is gone Crashed."""
         ...
 
 

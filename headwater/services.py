@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -33,6 +33,9 @@ from headwater.errors import PermanentError
 from headwater.settings import Settings
 from headwater.store import Store
 from headwater.supervise import FORWARDED, TOKEN_ENV, WorkerOutcome, set_subreaper
+
+if TYPE_CHECKING:
+    from headwater.streams.keeper import StreamKeeper
 
 log = logging.getLogger(__name__)
 STATE = "up.json"
@@ -174,6 +177,7 @@ class Supervisor:
         self.stopping = False
         self.state: dict[str, Any] = {}
         self.store: Store | None = None
+        self.keeper: StreamKeeper | None = None
 
     def _write_state(self, **extra: Any) -> None:
         me = psutil.Process()
@@ -297,8 +301,10 @@ class Supervisor:
             port = _free_port(self.config.api_port)
             self._spawn("api", [sys.executable, "-m", "headwater.cli", "api", "--port", str(port)], env)
             http_api_url = f"http://127.0.0.1:{port}"
+        streams = self._keep_streams(api_url)
         self._write_state(
             api_url=api_url,
+            streams=streams,
             console_url=console_url,
             http_api_url=http_api_url,
             ui_url=None if self.state["external_api"] else api_url.removesuffix("/api"),
@@ -307,6 +313,32 @@ class Supervisor:
             runner_socket=str(runner) if runner.exists() else None,
             deploy_exit=deploy.returncode,
         )
+
+    def _keep_streams(self, api_url: str) -> str | None:
+        """Keep the streaming specs' processors running (headwater/streams/keeper.py), those with a
+        Redis to read; the line `up` and `status` print about them."""
+        from headwater.streams.keeper import StreamKeeper, kept_streams
+
+        streams = kept_streams(self.config.pipelines_dir or self.settings.pipelines_dir, self.settings)
+        if streams.skipped:
+            log.warning("streaming specs not run (HEADWATER_REDIS_URL is not set): %s", streams.skipped)
+        if streams.kept:
+            from headwater.orchestration import orchestration
+
+            os.environ["PREFECT_API_URL"] = api_url  # the keeper's client (Prefect loads after this)
+            logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request in up.log
+            self.keeper = StreamKeeper(orchestration(), streams.kept, datetime.now(UTC))
+        return streams.note()
+
+    def keep_streams(self) -> None:
+        """One look at the stream processors' flow runs (start what ended). Errors are logged; the
+        next look tries again."""
+        if self.keeper is None or self.stopping:
+            return
+        try:
+            self.keeper.tick(datetime.now(UTC))
+        except Exception as exc:  # the API may be busy or restarting
+            log.warning("could not check the stream processors: %s", exc)
 
     def _tag(self) -> str:
         """Tells apart the workers of two `up`s on one host (two homes on one server)."""
@@ -344,13 +376,22 @@ class Supervisor:
         except Exception as exc:  # the store or a spec may be broken for a while
             log.warning("could not check SLAs: %s", exc)
 
-    def watch(self, sweep_every: float = 10.0, sla_every: float = 60.0) -> None:
+    def watch(self, sweep_every: float = 10.0, sla_every: float = 60.0, keep_every: float = 5.0) -> None:
         """Restart a child that died (at most 5 times in 5 minutes), sweep for runs whose process
-        died, check SLAs (in a thread of its own: a slow channel does not hold this loop), until
-        told to stop."""
-        last_sweep = last_sla = 0.0
+        died, check SLAs and keep the stream processors running (each in a thread of its own: a slow
+        channel or API does not hold this loop), until told to stop."""
+        last_sweep = last_sla = last_keep = 0.0
         sla_thread: threading.Thread | None = None
+        keep_thread: threading.Thread | None = None
         while not self.stopping:
+            if (
+                self.keeper is not None
+                and time.monotonic() - last_keep >= keep_every
+                and not (keep_thread and keep_thread.is_alive())
+            ):
+                keep_thread = threading.Thread(target=self.keep_streams, name="keep-streams", daemon=True)
+                keep_thread.start()
+                last_keep = time.monotonic()
             if time.monotonic() - last_sweep >= sweep_every:
                 self.sweep()
                 last_sweep = time.monotonic()
@@ -374,6 +415,23 @@ class Supervisor:
             self._reap()
             time.sleep(1.0)
 
+    def _end_flow_runs(self, grace: float) -> list[int]:
+        """Terminate the processes the workers started (their flow runs); kill what is left after
+        `grace`. Their pids."""
+        runs: list[psutil.Process] = []
+        for child in self.children:
+            if child.name.startswith("worker-") and child.proc is not None:
+                with contextlib.suppress(psutil.Error):
+                    runs += psutil.Process(child.proc.pid).children(recursive=True)
+        for run in runs:
+            with contextlib.suppress(psutil.Error):
+                run.terminate()
+        _, alive = psutil.wait_procs(runs, timeout=grace)
+        for run in alive:
+            with contextlib.suppress(psutil.Error):
+                run.kill()
+        return [run.pid for run in runs]
+
     def _reap(self) -> None:
         """Adopted orphans that have ended (we are their subreaper) are waited for here."""
         try:
@@ -385,11 +443,15 @@ class Supervisor:
             pass
 
     def stop(self, grace: float = 15.0) -> list[int]:
-        """End the workers first (their flow runs with them), then the console and the server, then
-        anything left that carries our token. The pids that were ended."""
+        """End the workers' flow runs first (SIGTERM: a stream processor finishes its batch) while
+        their workers and the server record how they end, then the workers (a worker that stops
+        kills its flow runs without a word to the server), the console, the server, then anything
+        left that carries our token. The pids that were ended."""
+        from headwater.supervise import end_descendants
+
         self.stopping = True
+        ended: list[int] = self._end_flow_runs(grace)
         order = sorted(self.children, key=lambda c: c.name == "prefect-server")
-        ended: list[int] = []
         for group in (
             [c for c in order if c.name != "prefect-server"],
             [c for c in order if c.name == "prefect-server"],
@@ -411,8 +473,6 @@ class Supervisor:
                         os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
                 ended.append(proc.pid)
-        from headwater.supervise import end_descendants
-
         end_descendants(self.token, grace=5.0)
         for orphan in psutil.Process().children(recursive=True):  # adopted orphans without the token
             with contextlib.suppress(psutil.Error):

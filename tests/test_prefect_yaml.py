@@ -58,17 +58,20 @@ def test_deployment(deployment: dict[str, Any]) -> None:
     assert unknown(set(deployment["work_pool"]), WorkPoolConfig) == set()
     DeploymentConfig.model_validate(deployment)
 
-    assert deployment["entrypoint"] == f"flows.pipelines.{deployment['name']}"  # the one generic entrypoint
+    loaded = load_pipelines(EXAMPLES)[deployment["name"]]
+    spec = loaded.spec
+    streaming = spec.type == "streaming"  # a processor kept running by `headwater up`: no schedule
+    module = "flows.stream" if streaming else "flows.pipelines"
+    assert deployment["entrypoint"] == f"{module}.{deployment['name']}"  # the one generic entrypoint
     flow = load_flow_from_entrypoint(deployment["entrypoint"])
     assert flow.name == deployment["name"]
     flow.validate_parameters(deployment["parameters"])
     assert deployment["parameters"] == {"pipeline": deployment["name"]}
 
-    loaded = load_pipelines(EXAMPLES)[deployment["name"]]
-    spec = loaded.spec
-    assert deployment["tags"] == sorted({*spec.tags, "headwater"})
+    stream_tag = ["headwater:stream"] if streaming else []
+    assert deployment["tags"] == sorted({*spec.tags, "headwater", *stream_tag})
     assert deployment["description"] == spec.description
-    assert deployment["concurrency_limit"] == spec.concurrency
+    assert deployment.get("concurrency_limit") == spec.concurrency
     schedules = deployment.get("schedules") or []
     assert len(schedules) == (1 if spec.schedule else 0)
     for schedule in schedules:
@@ -88,21 +91,23 @@ def test_deployment(deployment: dict[str, Any]) -> None:
         assert upstream_of(trigger) == spec.triggers.after
         flow.validate_parameters(trigger["parameters"])
         assert trigger["parameters"]["pipeline"] == deployment["name"]
-    assert schedules or triggers, "a deployment that never runs by itself"
+    assert schedules or triggers or streaming, "a deployment that never runs by itself"
 
 
 def test_every_pipeline_has_a_deployment_and_a_flow() -> None:
     import flows.pipelines as module
+    import flows.stream as stream_module
 
     specs = load_pipelines(EXAMPLES)
-    # a streaming spec is a long-lived processor (headwater stream run), never a scheduled deployment
+    # a streaming spec is a long-lived processor: its deployment runs flows.stream, never on a schedule
     batch = {name for name, one in specs.items() if one.spec.type != "streaming"}
     assert "vitals_stream" in set(specs) - batch
-    assert {d["name"] for d in DEPLOYMENTS} == batch
-    for name in batch:
-        assert getattr(module, name).name == name
-    with pytest.raises(AttributeError, match="no pipeline named 'no_such_pipeline'"):
-        module.no_such_pipeline  # noqa: B018
+    assert {d["name"] for d in DEPLOYMENTS} == set(specs)
+    for name in specs:
+        assert getattr(stream_module if name not in batch else module, name).name == name
+    for one in (module, stream_module):
+        with pytest.raises(AttributeError, match="no pipeline named 'no_such_pipeline'"):
+            one.no_such_pipeline  # noqa: B018
 
 
 def test_quality_monitor_deployment() -> None:

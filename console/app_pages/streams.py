@@ -1,5 +1,6 @@
 """Streams: each stream processor with its health, lag and throughput; one processor's per-minute
-throughput and lag; its dead letters (values as written, PII masked)."""
+throughput and lag; its dead letters (values as written, PII masked), with replay of the chosen ones
+(engineers and admins)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import streamlit as st
 
 from console import components as c
 from console import data
+from headwater.access import Action
 
 st.title("Streams")
 st.caption(
@@ -67,6 +69,10 @@ c.table(
 chosen = st.selectbox("Processor", table["name"].to_list(), key="streams_pick")
 row = table.filter(pl.col("name") == chosen).row(0, named=True)
 st.markdown(f"**{chosen}** {c.badge(row['health'])} — stream `{row['stream']}`, group `{row['group_name']}`")
+st.markdown(
+    f"Since it started: **{row['events_read'] or 0:,}** events read, **{row['events_loaded'] or 0:,}** "
+    f"loaded, **{row['events_dead'] or 0:,}** dead-lettered; last id `{row['last_id'] or '—'}`"
+)
 if row["error"]:
     st.caption(f"Error: {row['error']}")
 
@@ -126,6 +132,26 @@ else:
                 pl.col("rules").alias("rules broken"),
                 pl.col("values").alias("values (masked)"),
                 "deliveries",
+                pl.col("replayed_at").alias("replayed (UTC)"),
             ),
             "streams_dead",
         )
+        st.caption(
+            "Replay runs the chosen letters' source entries through the spec as it is now: those that "
+            "pass load once and are marked replayed, the others stay dead (`headwater stream dead "
+            f"{chosen} --replay` does the same)."
+        )
+        waiting = letters.filter(pl.col("replayed_at").is_null())["source_id"].drop_nulls().to_list()
+        picked = st.multiselect("Dead letters to replay", waiting, key="streams_replay_ids")
+        if st.button(
+            "Replay selected dead letters",
+            key="streams_replay",
+            type="primary",
+            **c.gate(Action.REPLAY_DEAD_LETTERS),
+        ):
+            c.act(
+                lambda: data.actions().replay_dead_letters(
+                    st.session_state["hw_token"], chosen, list(picked), data.settings()
+                ),
+                lambda result: result.summary(),
+            )

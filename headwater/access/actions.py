@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -20,6 +20,10 @@ from headwater.errors import PermanentError
 from headwater.redact import redact
 from headwater.spec.loader import mask_secrets
 from headwater.store.tables import console_users, data_pipelines
+
+if TYPE_CHECKING:
+    from headwater.settings import Settings
+    from headwater.streams.replay import DeadReplay
 
 T = TypeVar("T")
 
@@ -199,6 +203,27 @@ class Actions:
             return self._orchestrator().run(pipeline, {}, replay=True, requested_by=who.username)
 
         return self._do(token, Action.REPLAY_QUARANTINE, pipeline, None, work, lambda t: t.detail)
+
+    def replay_dead_letters(
+        self, token: str | None, pipeline: str, ids: list[str], settings: Settings
+    ) -> DeadReplay:
+        """Replay the dead letters of the streaming spec `pipeline` whose source entry ids are `ids`
+        (headwater.streams.replay.replay_dead); returns its DeadReplay."""
+
+        def work(_: Principal) -> DeadReplay:
+            from headwater.streams.replay import open_target, replay_dead
+
+            if not ids:
+                raise PermanentError("no dead letters chosen", hint="select the letters to replay")
+            target = open_target(pipeline, settings)
+            try:
+                return replay_dead(target.plan, target.client, target.warehouse, ids=ids)
+            finally:
+                target.close()
+
+        return self._do(
+            token, Action.REPLAY_DEAD_LETTERS, pipeline, {"ids": ids}, work, lambda r: r.summary()
+        )
 
     # ------------------------------------------------------------ alerts
 

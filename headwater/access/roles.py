@@ -9,7 +9,7 @@ class Role(StrEnum):
     DATA_ANALYST = "data_analyst"
     """Reads everything the console shows; takes no action."""
     DATA_ENGINEER = "data_engineer"
-    """Runs, pauses and resumes pipelines, replays quarantine, handles alerts."""
+    """Runs, pauses and resumes pipelines, replays quarantine and dead letters, handles alerts."""
     SYSTEM_ADMIN = "system_admin"
     """Everything an engineer may do, plus users, console settings and the audit log."""
 
@@ -19,6 +19,8 @@ class Action(StrEnum):
     PAUSE_PIPELINE = "pipeline.pause"
     RESUME_PIPELINE = "pipeline.resume"
     REPLAY_QUARANTINE = "quarantine.replay"
+    REPLAY_DEAD_LETTERS = "stream.replay_dead"
+    REPLAY_STREAM = "stream.replay"
     ACK_ALERT = "alert.ack"
     RESOLVE_ALERT = "alert.resolve"
     SILENCE_ALERT = "alert.silence"
@@ -33,6 +35,8 @@ _ENGINEER = frozenset(
         Action.PAUSE_PIPELINE,
         Action.RESUME_PIPELINE,
         Action.REPLAY_QUARANTINE,
+        Action.REPLAY_DEAD_LETTERS,
+        Action.REPLAY_STREAM,
         Action.ACK_ALERT,
         Action.RESOLVE_ALERT,
         Action.SILENCE_ALERT,

@@ -39,6 +39,9 @@ from headwater.errors import PermanentError
 from headwater.store.tables import alert_deliveries, alert_instances, alert_silences, pipeline_alerts
 
 log = logging.getLogger(__name__)
+FIRINGS_KEPT = 1000
+"""A stream alert instance remembers the ids of the last firings it counted (a firing handled again
+after a crash is not counted twice)."""
 
 
 def fingerprint(rule: AlertRule, pipeline: str) -> str:
@@ -92,6 +95,14 @@ class AlertEngine:
                         for r in self.rules.rules
                     ],
                 )
+
+    def _levels_of(self, inst: Mapping[str, Any]) -> list[list[str]]:
+        """An instance's channel levels: a stream alert's own channels (its alert step's), else its
+        rule's and escalation's."""
+        own = (inst.get("details") or {}).get("channels")
+        if own:
+            return [list(own)]
+        return self._levels(inst["rule_name"], inst["severity"])
 
     def _levels(self, rule_name: str, severity: str) -> list[list[str]]:
         rule = self._by_name.get(rule_name)
@@ -174,6 +185,133 @@ class AlertEngine:
         plans += self._plan_suppressed("alert", [i for i in opened if i["status"] == "suppressed"], now)
         plans += self._plan_resolved(resolved, f"run {facts.run_id} ({facts.status})", facts.run_id, now)
         return self._dispatch(plans, now)
+
+    # ------------------------------------------------------------ streams
+
+    def process_stream(
+        self, pipeline: str, run_id: str, firings: Sequence[Mapping[str, Any]], now: datetime
+    ) -> tuple[dict[int, int], list[Delivery]]:
+        """Open one instance per rule and key of a stream processor's firings (outbox rows of
+        headwater/streams/alerts.py: id, step, rule, severity, key_text, fired, details); a key
+        whose instance is still active re-fires it without a message. Returns each outbox row's
+        instance id, and the deliveries. Channels: the firing's (its alert step's), else the
+        severity's."""
+        opened: list[dict[str, Any]] = []
+        placed: dict[int, int] = {}
+        silences = self.silences(now)
+        with self.writer.begin() as conn:
+            for firing in firings:
+                fp = hashlib.sha256(
+                    f"stream\x00{pipeline}\x00{firing['rule']}\x00{firing['key_text']}".encode()
+                ).hexdigest()
+                details = {
+                    "fired": [firing["fired"]],
+                    "run": {"run_id": run_id, "status": "streaming"},
+                    "stream": {**firing["details"], "step": firing["step"]},
+                    "channels": firing["details"].get("channels") or [],
+                }
+                current = conn.execute(
+                    sa.select(alert_instances).where(
+                        alert_instances.c.fingerprint == fp, alert_instances.c.status.in_(ACTIVE)
+                    )
+                ).first()
+                if current is not None:
+                    told = bool((current.details or {}).get("told"))
+                    counted = list((current.details or {}).get("firings") or [])
+                    placed[int(firing["id"])] = int(current.id)
+                    if int(firing["id"]) in counted:  # counted before a crash: only the telling may be due
+                        if not told and all(o["id"] != current.id for o in opened):
+                            opened.append(as_dict(current))
+                        continue
+                    details["told"] = told
+                    details["firings"] = [*counted, int(firing["id"])][-FIRINGS_KEPT:]
+                    conn.execute(
+                        sa.update(alert_instances)
+                        .where(alert_instances.c.id == current.id)
+                        .values(
+                            last_seen_at=now,
+                            last_run_id=run_id,
+                            occurrences=current.occurrences + 1,
+                            details=details,
+                        )
+                    )
+                    placed[int(firing["id"])] = int(current.id)
+                    if not told and all(o["id"] != current.id for o in opened):
+                        # opened by a processor that died before telling anyone: tell now
+                        opened.append({**as_dict(current), "details": details})
+                    continue
+                values = {
+                    "fingerprint": fp,
+                    "active_fingerprint": fp,
+                    "rule_name": firing["rule"],
+                    "pipeline_name": pipeline,
+                    "severity": firing["severity"],
+                    "condition_key": f"stream:{firing['step']}:{firing['key_text']}",
+                    "details": {**details, "told": False, "firings": [int(firing["id"])]},
+                    "first_run_id": run_id,
+                    "last_run_id": run_id,
+                    "occurrences": 1,
+                    "level": 0,
+                    "opened_at": now,
+                    "last_seen_at": now,
+                    "next_escalation_at": None,
+                }
+                values["status"] = "suppressed" if any(s.covers(values) for s in silences) else "open"
+                new_id = int(conn.execute(sa.insert(alert_instances).values(values)).inserted_primary_key[0])  # type: ignore[index]
+                opened.append({**values, "id": new_id})
+                placed[int(firing["id"])] = new_id
+        plans = self._plan("alert", [i for i in opened if i["status"] == "open"], run_id, now)
+        plans += self._plan_suppressed("alert", [i for i in opened if i["status"] == "suppressed"], now)
+        out, failures = self._dispatch_all(plans, now)
+        if failures:
+            log.error("%s: %d stream alert message(s) failed; recorded", pipeline, len(failures))
+        if opened:  # recorded (sent, held, failed or suppressed): a later firing does not tell again
+            with self.writer.begin() as conn:
+                for inst in opened:
+                    conn.execute(
+                        sa.update(alert_instances)
+                        .where(alert_instances.c.id == inst["id"])
+                        .values(details={**inst["details"], "told": True})
+                    )
+        return placed, out
+
+    def resolve_quiet_stream(
+        self, pipeline: str, steps: Mapping[str, float], run_id: str, now: datetime
+    ) -> list[Delivery]:
+        """Resolve the active stream instances of `pipeline` whose alert step (name -> clear_after
+        seconds) has not fired them for clear_after; tell the channels that were told."""
+        resolved: list[dict[str, Any]] = []
+        with self.writer.begin() as conn:
+            rows = conn.execute(
+                sa.select(alert_instances).where(
+                    alert_instances.c.pipeline_name == pipeline,
+                    alert_instances.c.status.in_(ACTIVE),
+                    alert_instances.c.condition_key.like("stream:%"),
+                )
+            ).all()
+            for row in rows:
+                step = row.condition_key.split(":", 2)[1]
+                quiet = steps.get(step)
+                if quiet is None or aware(row.last_seen_at) > now - timedelta(seconds=quiet):
+                    continue
+                conn.execute(
+                    sa.update(alert_instances)
+                    .where(alert_instances.c.id == row.id)
+                    .values(
+                        status="resolved",
+                        resolved_at=now,
+                        resolved_by=f"quiet for {quiet:g} s",
+                        resolved_run_id=run_id,
+                        active_fingerprint=None,
+                        next_escalation_at=None,
+                    )
+                )
+                resolved.append(as_dict(row))
+        plans = self._plan_resolved(resolved, "the stream (no firing since)", run_id, now)
+        out, failures = self._dispatch_all(plans, now)
+        if failures:
+            log.error("%s: %d resolution message(s) failed; recorded", pipeline, len(failures))
+        return out
 
     # ------------------------------------------------------------ people
 
@@ -277,7 +415,7 @@ class AlertEngine:
             for row in due:
                 inst = as_dict(row)
                 every = self._every(inst["rule_name"])
-                levels = self._levels(inst["rule_name"], inst["severity"])
+                levels = self._levels_of(inst)
                 level = min(inst["level"] + 1, len(levels) - 1)
                 nxt = inst["next_escalation_at"] + every if every else None
                 if nxt is not None and nxt <= now:
@@ -327,7 +465,7 @@ class AlertEngine:
         """One message per channel (and pipeline) with every instance that goes to it."""
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for inst in instances:
-            levels = self._levels(inst["rule_name"], inst["severity"])
+            levels = self._levels_of(inst)
             for channel in levels[min(inst["level"], len(levels) - 1)]:
                 groups[(channel, inst["pipeline_name"])].append(inst)
         plans = []
@@ -353,7 +491,7 @@ class AlertEngine:
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         quiet: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for inst in instances:
-            levels = self._levels(inst["rule_name"], inst["severity"])
+            levels = self._levels_of(inst)
             target = quiet if inst["status"] == "suppressed" else groups
             for channel in dict.fromkeys(c for lvl in levels[: inst["level"] + 1] for c in lvl):
                 target[(channel, inst["pipeline_name"])].append(inst)

@@ -49,6 +49,8 @@ def alert_message(
 ) -> tuple[str, str]:
     """Title and body for one channel: every instance of one run (or one escalation round) together."""
     first = instances[0]
+    if "stream" in first["details"]:
+        return _stream_message(kind, instances, secrets)
     pipeline = first["pipeline_name"]
     details = first["details"]
     run = details["run"]
@@ -79,6 +81,32 @@ def alert_message(
         lines += ["", f"Try first: {details['hint']}"]
     ids = ", ".join(str(i["id"]) for i in instances)
     lines += ["", f"Alert id(s): {ids}. Acknowledge to stop escalation: headwater alerts ack <id>"]
+    secrets = list(secrets)
+    return redact(title, secrets), redact("\n".join(lines), secrets)
+
+
+def _stream_message(
+    kind: str, instances: Sequence[Mapping[str, Any]], secrets: Iterable[str] = ()
+) -> tuple[str, str]:
+    """A stream processor's firings: one line per rule and key, with the values that fired it."""
+    first = instances[0]
+    pipeline = first["pipeline_name"]
+    severity = max((i["severity"] for i in instances), key=("info", "warning", "critical").index)
+    prefix = "ESCALATED " if kind == "escalation" else ""
+    key = ", ".join(f"{k} {v}" for k, v in (first["details"]["stream"].get("key") or {}).items())
+    more = f" and {len(instances) - 1} more" if len(instances) > 1 else ""
+    title = f"[{prefix}{severity.upper()}] {pipeline}: {first['rule_name']} ({key or 'all events'}){more}"
+    lines = [f"Stream processor {pipeline}, alert step {first['details']['stream'].get('step')}", ""]
+    for inst in instances:
+        stream = inst["details"]["stream"]
+        entry = f" (entry {stream['entry_id']})" if stream.get("entry_id") else ""
+        lines.append(f"- [{inst['severity']}] {inst['details']['fired'][0]}{entry}")
+    ids = ", ".join(str(i["id"]) for i in instances)
+    lines += [
+        "",
+        f"Alert id(s): {ids}. Repeats of a rule for the same key add to the open alert without a "
+        "message until it is resolved: headwater alerts resolve <id>",
+    ]
     secrets = list(secrets)
     return redact(title, secrets), redact("\n".join(lines), secrets)
 

@@ -69,7 +69,7 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
                     when.append(f"every {plan.schedule['interval']:g} s")
                 if plan.triggers:
                     when.append("after " + ", ".join(n for t in plan.triggers for n in upstream_of(t)))
-                runs = "; ".join(when) or "on demand"
+                runs = "; ".join(when) or ("kept running by headwater up" if plan.streaming else "on demand")
             rows.append((name, what, runs, plan.work_pool if plan else "", plan.version if plan else ""))
     print(f"Prefect API {url}")
     if report.pools:

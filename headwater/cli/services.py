@@ -18,6 +18,8 @@ def _print_state(state: dict[str, Any]) -> None:
         print(f"console      {state['console_url']}")
     if state.get("http_api_url"):
         print(f"HTTP API     {state['http_api_url']}  (docs: /docs)")
+    if state.get("streams"):
+        print(f"streams      {state['streams']}")
     rows = [
         (c["name"], c["pid"], "alive" if c.get("alive", True) else "DEAD", c["log"])
         for c in state["children"]

@@ -100,16 +100,7 @@ def load_frame(
         check_keys(extra_frame, extra_destination)
     frame = prepare_frame(frame)
     shape = prepare_frame(shape)
-    dialect = engine.dialect.name
-    writer: Callable[..., LoadResult]
-    if dialect == "postgresql":
-        from headwater.load.postgres import write_postgres as writer
-    elif dialect == "sqlite":
-        from headwater.load.sqlite import write_sqlite as writer
-    else:
-        raise PermanentError(
-            f"warehouse dialect {dialect!r} is not supported", hint="use a postgresql:// or sqlite:/// URL"
-        )
+    writer = _writer(engine)
     try:
         # SQLite: take the write lock up front so two loads never deadlock upgrading a read lock
         with engine.execution_options(sqlite_begin="BEGIN IMMEDIATE").begin() as conn:
@@ -149,26 +140,83 @@ def load_frame(
             if in_transaction is not None:
                 in_transaction(conn)
     except (DBAPIError, engine.dialect.loaded_dbapi.Error) as exc:
-        # the writers use the driver's own cursor (COPY, executemany): wrap its errors to class them
-        db_exc = (
-            exc
-            if isinstance(exc, DBAPIError)
-            else DBAPIError.instance(None, None, exc, engine.dialect.loaded_dbapi.Error)
-        )
-        message = f"load into {destination.table} failed and was rolled back: {first_line(db_exc)}"
-        if is_transient(db_exc):
-            raise TransientError(message) from exc
-        raise PermanentError(
-            message, hint="the target's columns may not fit the data; see the message"
-        ) from exc
+        raise _load_error(engine, exc, destination.table) from exc
     if target.added_columns:
         log.warning("table %s gained column(s) %s", destination.table, ", ".join(target.added_columns))
     return result
 
 
+def _writer(engine: sa.Engine) -> Callable[..., LoadResult]:
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        from headwater.load.postgres import write_postgres
+
+        return write_postgres
+    if dialect == "sqlite":
+        from headwater.load.sqlite import write_sqlite
+
+        return write_sqlite
+    raise PermanentError(
+        f"warehouse dialect {dialect!r} is not supported", hint="use a postgresql:// or sqlite:/// URL"
+    )
+
+
+def _load_error(engine: sa.Engine, exc: Exception, table: str) -> Exception:
+    """A database error of a load as TransientError or PermanentError (the writers use the driver's
+    own cursor, COPY and executemany, so its errors are wrapped to be classed)."""
+    db_exc = (
+        exc
+        if isinstance(exc, DBAPIError)
+        else DBAPIError.instance(None, None, exc, engine.dialect.loaded_dbapi.Error)
+    )
+    message = f"load into {table} failed and was rolled back: {first_line(db_exc)}"
+    if is_transient(db_exc):
+        return TransientError(message)
+    return PermanentError(message, hint="the target's columns may not fit the data; see the message")
+
+
+def load_built(
+    engine: sa.Engine,
+    build: Callable[[sa.Connection], list[tuple[pl.DataFrame, Destination]]],
+    known: dict[Any, sa.Table] | None = None,
+) -> None:
+    """One transaction: `build(conn)` runs first (a stream processor takes its group's lock, reads
+    its state, writes what it keeps beside the rows) and returns the frames to write; each is written
+    (keys checked, schema reconciled; append or upsert) before the commit. All of it, or none.
+    `known`: tables already checked for a frame of the same columns and key, kept by the caller
+    between calls (a stream processor loads the same shape batch after batch); emptied on failure."""
+    writer = _writer(engine)
+    table = "?"
+    try:
+        with engine.execution_options(sqlite_begin="BEGIN IMMEDIATE").begin() as conn:
+            for frame, destination in build(conn):
+                table = destination.table
+                if frame.height == 0:
+                    continue
+                check_keys(frame, destination)
+                prepared = prepare_frame(frame)
+                shape = (
+                    destination.table,
+                    destination.mode,
+                    tuple(destination.primary_key),
+                    tuple((c, str(t)) for c, t in prepared.schema.items()),
+                )
+                target = known.get(shape) if known is not None else None
+                if target is None:
+                    target = _write_also(conn, prepared, destination, writer)
+                    if known is not None:
+                        known[shape] = target
+                else:
+                    writer(conn, target, prepared, destination)
+    except (DBAPIError, engine.dialect.loaded_dbapi.Error) as exc:
+        if known is not None:
+            known.clear()
+        raise _load_error(engine, exc, table) from exc
+
+
 def _write_also(
     conn: sa.Connection, frame: pl.DataFrame, destination: Destination, writer: Callable[..., LoadResult]
-) -> None:
+) -> sa.Table:
     target = ensure_table(conn, destination.table, frame, destination.primary_key)
     if destination.mode == "upsert" and not unique_key_exists(conn, target.table, destination.primary_key):
         raise PermanentError(
@@ -177,6 +225,7 @@ def _write_also(
             hint=f"CREATE UNIQUE INDEX ON {destination.table} ({', '.join(destination.primary_key)})",
         )
     writer(conn, target.table, frame, destination)
+    return target.table
 
 
 def schema_drift(result: LoadResult) -> str | None:

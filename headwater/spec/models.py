@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from headwater.durations import parse_duration
 from headwater.spec.params import ParamType, as_text, coerce
+from headwater.streams.alert_rules import StreamAlertRule
+from headwater.streams.anomaly import AnomalySpec
 from headwater.streams.windows import WindowSpec
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -717,8 +719,63 @@ class WindowStep(StepBase):
     window: WindowSpec
 
 
+class AnomalyStep(StepBase):
+    """Streaming specs only: adds <column>_zscore per scored column and `anomaly` to each event,
+    against the same key's events over the `over` seconds before it (headwater/streams/anomaly.py)."""
+
+    type: Literal["anomaly"]
+    anomaly: AnomalySpec
+
+
+class AlertStep(StepBase):
+    """Streaming specs only: alert rules on its input's rows (the events, the events that passed the
+    rules, scored events, or closed windows), one alert per rule and key, through the alert engine's
+    channels (headwater/streams/alerts.py)."""
+
+    type: Literal["alert"]
+    key: list[Annotated[str, Field(pattern=_NAME)]] = Field(
+        default_factory=list, description="One alert per rule and value of these columns (e.g. patient_id)."
+    )
+    time_column: str | None = Field(
+        None, description="Event time of a row, for `for` (default: window_end after a window step)."
+    )
+    rules: list[StreamAlertRule] = Field(min_length=1)
+    channels: list[str] = Field(
+        default_factory=list, description="Channels of channels.yaml; none: the severity's channels."
+    )
+    clear_after: Duration = Field(
+        300.0, description="An open alert resolves when no row fired it for this long ('5m')."
+    )
+
+    @field_validator("clear_after", mode="before")
+    @classmethod
+    def _clear(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class PublishStep(StepBase):
+    """Streaming specs only: writes its input's rows (events or closed windows) to another Redis
+    stream, each row once however often its batch is redone."""
+
+    type: Literal["publish"]
+    stream: str = Field(min_length=1, description="The stream's key.")
+    maxlen: int | None = Field(
+        None, gt=0, description="Trim the stream to about this many entries (XADD MAXLEN ~)."
+    )
+
+
+STREAM_ONLY_STEPS = ("window", "anomaly", "alert", "publish")
+
 Step = Annotated[
-    ExtractStep | TransformStep | ValidateStep | LoadStep | NotifyStep | WindowStep,
+    ExtractStep
+    | TransformStep
+    | ValidateStep
+    | LoadStep
+    | NotifyStep
+    | WindowStep
+    | AnomalyStep
+    | AlertStep
+    | PublishStep,
     Field(discriminator="type"),
 ]
 

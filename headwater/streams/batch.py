@@ -3,6 +3,7 @@ rules into the ones to load and the dead letters. Plain Polars, no broker, no wa
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +27,17 @@ _BROKE = "_headwater_broke"
 class Processed:
     good: pl.DataFrame
     dead: list[DeadLetter]
+    events: pl.DataFrame
+    """every parsed event after the ops, those breaking a rule too (what an alert on the events reads)"""
 
 
 def parse_entries(entries: list[Entry], source: RedisStreamSource) -> tuple[pl.DataFrame, list[DeadLetter]]:
     """The entries as rows (`_entry_id` first, then the payload's fields or the entry's), typed by
     `columns`; entries whose payload is missing or not a JSON object come back as dead letters."""
+    if source.payload is not None:
+        fast = _read_ndjson(entries, source.payload)
+        if fast is not None:
+            return _typed(fast, source.columns), []
     rows: list[dict[str, Any]] = []
     bad: list[DeadLetter] = []
     for entry in entries:  # one json.loads per event, as the webhook source does
@@ -51,6 +58,24 @@ def parse_entries(entries: list[Entry], source: RedisStreamSource) -> tuple[pl.D
     return _typed(frame, source.columns), bad
 
 
+def _read_ndjson(entries: list[Entry], payload: str) -> pl.DataFrame | None:
+    """The batch's payloads parsed at once by Polars' NDJSON reader (several times faster than a
+    json.loads per event); None when some entry lacks the field, holds no single-line JSON object, or
+    the reader refuses the batch: the caller then parses event by event and dead-letters the bad."""
+    texts = [e.fields.get(payload) for e in entries]
+    if not texts or any(t is None or not t.startswith("{") or "\n" in t for t in texts):
+        return None
+    try:
+        frame = pl.read_ndjson(io.BytesIO("\n".join(texts).encode()), infer_schema_length=None)  # type: ignore[arg-type]
+    except Exception:  # any refusal: the per-event path names the bad events
+        return None
+    if frame.height != len(entries) or frame.width == 0:
+        return None
+    if ENTRY_ID in frame.columns:
+        frame = frame.drop(ENTRY_ID)
+    return frame.select(pl.Series(ENTRY_ID, [e.id for e in entries], dtype=pl.String), pl.all())
+
+
 def raw_masked(entry: Entry) -> dict[str, Any]:
     return {k: redact(v) for k, v in entry.fields.items()}
 
@@ -62,13 +87,14 @@ def process(
     passes, as in a batch validate step)."""
     frame, dead = parse_entries(entries, source)
     if frame.height == 0:  # nothing parsed (all poison or unparseable): no columns for the ops
-        return Processed(frame, dead)
+        return Processed(frame, dead, frame)
     lazy = frame.lazy()
     ctx = OpContext()
     for op in ops:
         lazy = op.apply(lazy, ctx)
     if not rules:
-        return Processed(lazy.collect(), dead)
+        collected = lazy.collect()
+        return Processed(collected, dead, collected)
     broke = pl.concat_list(
         [pl.when(~parse_expr(r.rule).fill_null(True)).then(pl.lit(r.name)) for r in rules]
     ).list.drop_nulls()
@@ -84,4 +110,4 @@ def process(
         ):
             dead.append(DeadLetter(by_id[row[ENTRY_ID]], "rules", names, row))
     good = checked.filter(pl.col(_BROKE).list.len() == 0).drop(_BROKE)
-    return Processed(good, dead)
+    return Processed(good, dead, checked.drop(_BROKE))

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from headwater.spec.loader import LoadedSpec
 from headwater.spec.models import (
+    STREAM_ONLY_STEPS,
+    AlertStep,
+    AnomalyStep,
     Expectation,
     ExtractStep,
     LoadStep,
     NotifyStep,
+    PublishStep,
     RedisStreamSource,
     TransformStep,
     ValidateStep,
@@ -42,6 +47,30 @@ WHOLE_DATA_FILL = {"forward", "backward", "mean", "min", "max"}
 """fill_null strategies that read other rows (a batch's, not the stream's)."""
 
 
+Reads = Literal["events", "good", "scored", "windows"]
+"""What a step after the rules reads: every event after the ops (rule-breaking ones too), the events
+that passed the rules, those events with the anomaly step's z-scores, or the closed windows."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """An alert or publish step and the rows it reads."""
+
+    step: AlertStep | PublishStep
+    reads: Reads
+
+
+def reads_of(loaded: LoadedSpec, step_name: str | None) -> Reads:
+    before = next((s for s in loaded.spec.steps if s.name == step_name), None)
+    if isinstance(before, WindowStep):
+        return "windows"
+    if isinstance(before, AnomalyStep):
+        return "scored"
+    if isinstance(before, ValidateStep):
+        return "good"
+    return "events"
+
+
 @dataclass(frozen=True)
 class StreamPlan:
     """What the processor does with each batch: parse the source's entries, apply `ops` in order,
@@ -58,6 +87,13 @@ class StreamPlan:
     """The event-time windows over the rows `load` loads (after the ops and rules), if any."""
     window_load: LoadStep | None = None
     """The load step of the closed windows (it depends on `window`); committed with `load`."""
+    anomaly: AnomalyStep | None = None
+    """Per-key z-scores on the events that passed the rules (before the load and the windows)."""
+    outputs: tuple[Output, ...] = ()
+    """Alert and publish steps, in spec order."""
+
+    def output_reads(self, kind: type) -> list[Output]:
+        return [o for o in self.outputs if isinstance(o.step, kind)]
 
     @classmethod
     def of(cls, loaded: LoadedSpec) -> StreamPlan:
@@ -70,6 +106,8 @@ class StreamPlan:
         loads: list[LoadStep] = []
         window: WindowStep | None = None
         window_load: LoadStep | None = None
+        anomaly: AnomalyStep | None = None
+        outputs: list[Output] = []
         from headwater.spec.checks import step_order
 
         for name in step_order(loaded):
@@ -80,12 +118,28 @@ class StreamPlan:
                 rules += step.expect
             elif isinstance(step, WindowStep):
                 window = step
+            elif isinstance(step, AnomalyStep):
+                anomaly = step
+            elif isinstance(step, AlertStep | PublishStep):
+                outputs.append(Output(step, reads_of(loaded, step.primary_input)))
             elif isinstance(step, LoadStep):
                 if window is not None and step.primary_input == window.name:
                     window_load = step
                 else:
                     loads.append(step)
-        return cls(spec.name, source_name, source, ops, rules, loads[0], list(spec.pii), window, window_load)
+        return cls(
+            spec.name,
+            source_name,
+            source,
+            ops,
+            rules,
+            loads[0],
+            list(spec.pii),
+            window,
+            window_load,
+            anomaly,
+            tuple(outputs),
+        )
 
 
 def streaming_problems(loaded: LoadedSpec, add: Callable[..., None]) -> None:
@@ -101,6 +155,14 @@ def streaming_problems(loaded: LoadedSpec, add: Callable[..., None]) -> None:
                     f"a window step groups a stream's events; a {spec.type} pipeline reads a data set",
                     "use the aggregate op (group_by on a truncated time column) in a transform step, or "
                     "move the window to a type: streaming pipeline",
+                )
+            elif step.type in STREAM_ONLY_STEPS:
+                add(
+                    ("steps", i, "type"),
+                    f"step {step.name} ({step.type}) runs inside a stream processor; a {spec.type} "
+                    "pipeline has none",
+                    "move the step to a type: streaming pipeline (batch runs alert through alerts: and "
+                    "rules.yaml)",
                 )
         for name in streams:
             add(
@@ -152,10 +214,24 @@ def streaming_problems(loaded: LoadedSpec, add: Callable[..., None]) -> None:
                 )
         elif isinstance(step, WindowStep):
             _window_problems(loaded, i, step, add)
-        if not isinstance(step, LoadStep | WindowStep) and step.primary_input in windows:
+        elif isinstance(step, AnomalyStep):
+            _anomaly_problems(loaded, i, step, add)
+        elif isinstance(step, AlertStep | PublishStep):
+            _output_problems(loaded, i, step, add)
+        ends = {s.name for s in spec.steps if isinstance(s, AlertStep | PublishStep)}
+        if step.primary_input in ends:
             add(
                 ("steps", i, "depends_on"),
-                f"step {step.name} takes window results; only a load step may follow a window step",
+                f"step {step.name} depends on {step.primary_input}, whose rows go out of the processor",
+                f"make {step.name} depend on the step {step.primary_input} depends on",
+            )
+        elif not isinstance(step, LoadStep | WindowStep | AlertStep | PublishStep) and (
+            step.primary_input in windows
+        ):
+            add(
+                ("steps", i, "depends_on"),
+                f"step {step.name} takes window results; only load, alert and publish steps may "
+                "follow a window step",
                 f"make {step.name} depend on the step before the window, or load the windows first",
             )
         if isinstance(step, LoadStep) and step.primary_input in windows:
@@ -191,6 +267,69 @@ def streaming_problems(loaded: LoadedSpec, add: Callable[..., None]) -> None:
             f"window step {name} needs exactly one load step for its closed windows; here {window_loads}",
             f"add a load step with depends_on: [{name}] and destination {{table: ..., mode: upsert, "
             f"primary_key: [<keys>, window_start]}}",
+        )
+
+
+def _anomaly_problems(loaded: LoadedSpec, i: int, step: AnomalyStep, add: Callable[..., None]) -> None:
+    spec = loaded.spec
+    if sum(isinstance(s, AnomalyStep) for s in spec.steps) > 1 and spec.steps.index(step) != next(
+        k for k, s in enumerate(spec.steps) if isinstance(s, AnomalyStep)
+    ):
+        add(("steps", i), "a streaming pipeline has at most one anomaly step", "keep one")
+    before = next((s for s in spec.steps if s.name == step.primary_input), None)
+    if not isinstance(before, ValidateStep | TransformStep | ExtractStep):
+        add(
+            ("steps", i, "depends_on"),
+            f"anomaly step {step.name} scores the events that passed the rules; it follows "
+            f"{getattr(before, 'type', 'nothing')} step {step.primary_input}",
+            "make it depend on the validate step (or the last transform step)",
+        )
+    _time_column_problem(loaded, ("steps", i, "anomaly", "time_column"), step.anomaly.time_column, add)
+
+
+def _output_problems(
+    loaded: LoadedSpec, i: int, step: AlertStep | PublishStep, add: Callable[..., None]
+) -> None:
+    spec = loaded.spec
+    reads = reads_of(loaded, step.primary_input)
+    if reads == "events":
+        transforms = [s.name for s in spec.steps if isinstance(s, TransformStep)]
+        last = transforms[-1] if transforms else None
+        before = next((s for s in spec.steps if s.name == step.primary_input), None)
+        if not isinstance(before, TransformStep | ExtractStep) or (
+            last is not None and step.primary_input != last
+        ):
+            add(
+                ("steps", i, "depends_on"),
+                f"{step.type} step {step.name} reads the events after every op: it depends on the last "
+                f"transform step{f' ({last})' if last else ''}, not on {step.primary_input}",
+                f"set depends_on: [{last or 'the extract step'}], or a validate, anomaly or window step",
+            )
+    if isinstance(step, AlertStep):
+        time_column = step.time_column or ("window_end" if reads == "windows" else None)
+        for k, rule in enumerate(step.rules):
+            if rule.hold is not None and time_column is None:
+                add(
+                    ("steps", i, "rules", k, "for"),
+                    f"rule {rule.name} fires after its condition held {rule.hold:g} s of event time, "
+                    "but the step has no time column",
+                    "set time_column: <the event-time column> on the alert step",
+                )
+        names = [r.name for r in step.rules]
+        if len(set(names)) != len(names):
+            add(("steps", i, "rules"), "alert rule names repeat in the step", "give each rule its own name")
+
+
+def _time_column_problem(
+    loaded: LoadedSpec, loc: tuple[Any, ...], column: str, add: Callable[..., None]
+) -> None:
+    source = next((s for s in loaded.spec.sources.values() if isinstance(s, RedisStreamSource)), None)
+    declared = source.columns.get(column) if source is not None else None
+    if declared is not None and declared.lower() not in _TIME_TYPES:
+        add(
+            loc,
+            f"the time column {column} is read as {declared}, not as a time",
+            f"declare it in the source: columns: {{{column}: timestamptz}}",
         )
 
 
@@ -235,7 +374,8 @@ def _window_problems(loaded: LoadedSpec, i: int, step: WindowStep, add: Callable
 
 
 def _window_load_problems(window: WindowStep, i: int, step: LoadStep, add: Callable[..., None]) -> None:
-    key = [*window.window.keys, "window_start"]
+    running = window.window.kind == "running"  # one row per key, its totals replaced batch after batch
+    key = list(window.window.keys) if running else [*window.window.keys, "window_start"]
     dest = step.destination
     if dest.mode == "overwrite":
         add(
@@ -243,9 +383,18 @@ def _window_load_problems(window: WindowStep, i: int, step: LoadStep, add: Calla
             "mode overwrite would replace the window table with each batch's closed windows",
             f"use mode upsert with primary_key: [{', '.join(key)}], or append",
         )
+    elif dest.mode == "upsert" and running and not key:
+        add(
+            ("steps", i, "destination", "mode"),
+            "a running total without keys is one row, which upsert cannot find without a primary key",
+            "give the window keys, or load its totals with mode append (one row per batch)",
+        )
     elif dest.mode == "upsert" and sorted(dest.primary_key) != sorted(key):
+        what = "a window is identified by its keys and window_start"
+        if running:
+            what = "running totals are identified by their keys alone"
         add(
             ("steps", i, "destination", "primary_key"),
-            f"a window is identified by its keys and window_start; primary_key {dest.primary_key} is not",
+            f"{what}; primary_key {dest.primary_key} is not",
             f"set primary_key: [{', '.join(key)}]",
         )

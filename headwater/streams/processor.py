@@ -13,19 +13,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import polars as pl
 import sqlalchemy as sa
 
 from headwater.dberrors import is_transient
 from headwater.errors import PermanentError, TransientError
-from headwater.load.schema import ensure_table, prepare_frame
 from headwater.load.watermarks import read_watermark
 from headwater.streams.batch import ENTRY_ID, process, raw_masked
 from headwater.streams.broker import DeadLetter, Entry, StreamBroker, id_key
 from headwater.streams.commits import CommitLog, Superseded, ranges_of
 from headwater.streams.plan import StreamPlan
-from headwater.streams.windowing import StreamWindows, commit_batch
+from headwater.streams.sink import BatchSink
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,9 @@ class StreamStats:
     """entries the group has read and not acknowledged (XPENDING), after the last batch"""
     retries: int = 0
     """transient failures (Redis or the warehouse unreachable) waited out with backoff"""
+    windows_closed: int = 0
+    alerts_fired: int = 0
+    published: int = 0
     batch_ids: tuple[str, ...] = ()
     """the ids of the last batch's entries loaded or dead-lettered (their append times give the latency)"""
 
@@ -70,17 +75,21 @@ class StreamProcessor:
         *,
         on_batch: Callable[[StreamStats], None] | None = None,
         on_retry: Callable[[StreamStats, Exception, float], None] | None = None,
+        on_alerts: Callable[[int], None] | None = None,
+        redis_client: redis.Redis | None = None,
         max_backoff: float = 10.0,
     ) -> None:
+        """`on_alerts(n)`: after a commit that wrote n alert firings to the outbox (send them);
+        `redis_client`: for publish steps (default: the broker's own client, when it has one)."""
         self.plan, self.broker, self.warehouse, self.on_batch = plan, broker, warehouse, on_batch
         self.on_retry, self.max_backoff = on_retry, max_backoff
         self.log = CommitLog(warehouse, plan.name, offset_key(plan))
         self.stats = StreamStats()
         self.run_id = str(uuid.uuid4())
         self.committed: str | None = None
-        self.windows: StreamWindows | None = None  # created at the first batch (the sink, below)
+        self.sink = BatchSink(plan, warehouse, broker, redis_client or getattr(broker, "client", None))
+        self.on_alerts = on_alerts
         self.started = False
-        self._table_ready = False
 
     def start(self) -> None:
         """Create the group when missing and read the committed id (run() does this when not done)."""
@@ -138,13 +147,16 @@ class StreamProcessor:
         entries = self.broker.read(count or source.batch_size, source.block_ms)
         if not entries:
             return 0
+        read_at = time.monotonic()
         contiguous = self.broker.contiguous
-        done = self.log.covered([e.id for e in entries])  # committed before a crash or by another consumer
+        # entries read with `>` were never delivered before: no committed range holds them. Others
+        # (own pending after a restart, claimed) may have been committed before a crash or elsewhere
+        done = set() if contiguous else self.log.covered([e.id for e in entries])
         lost: set[str] = set()
         fresh = [e for e in entries if e.id not in done]
         while fresh:
             try:
-                self._finish(fresh, contiguous and not done)
+                self._finish(fresh, contiguous and not done, read_at)
                 break
             except Superseded as exc:  # rolled back: finish the rest
                 done |= exc.committed
@@ -163,7 +175,7 @@ class StreamProcessor:
             self.on_batch(self.stats)
         return len(entries)
 
-    def _finish(self, entries: list[Entry], contiguous: bool = False) -> None:
+    def _finish(self, entries: list[Entry], contiguous: bool = False, read_at: float | None = None) -> None:
         """Dead letters first (idempotent), then the rows and the last id in one transaction."""
         source = self.plan.source
         poison = [e for e in entries if e.deliveries > source.max_deliveries]
@@ -180,53 +192,45 @@ class StreamProcessor:
             )
         dead += processed.dead
         good = processed.good
-        # ---- sink: windows (headwater/streams/windowing.py), then rows + closed windows + window
-        # state + last id in one transaction. Late events are dead-lettered (and still loaded as rows).
-        windowed = None
-        if self.plan.window is not None:
-            if self.windows is None:
-                self.windows = StreamWindows(self.plan, self.warehouse)
-            windowed = self.windows.process(good, live)
-            dead += windowed.late
         self.broker.dead_letter(sorted(dead, key=lambda d: id_key(d.entry.id)), self.plan.name)
         last_id = max((e.id for e in entries), key=id_key)
-        self._create_table_once(good)
-        saved = commit_batch(
-            self.warehouse, self.plan, good, windowed, [], self.run_id, self._recorder(entries, contiguous)
-        )
-        if self.windows is not None and windowed is not None and saved is not None:
-            self.windows.committed(windowed, saved)
+        # ---- the sink (headwater/streams/sink.py): under the group's lock, in one transaction, the
+        # ids, rows, closed windows, alert firings and states; late events dead-lettered inside it
+        guard = self._recorder(entries, contiguous, read_at)
+        done = self.sink.commit(processed.events, good, live, self.run_id, guard)
+        dead += done.late
         # ---- end of the sink
         if self.committed is None or id_key(last_id) > id_key(self.committed):
             self.committed = self.stats.last_id = last_id
         self.stats.events_loaded += good.height
         self.stats.events_dead += len(dead)
+        self.stats.windows_closed += done.closed
+        self.stats.alerts_fired += done.firings
+        self.stats.published += done.published
+        if done.firings and self.on_alerts is not None:
+            self.on_alerts(done.firings)
 
-    def _create_table_once(self, good: pl.DataFrame) -> None:
-        """Before this process's first load: create the load's table under the group's commit lock, so
-        that consumers starting together do not race to create it (one would fail)."""
-        if self._table_ready or not good.height:
-            return
-        destination = self.plan.load.destination
-        with self.warehouse.begin() as conn:
-            self.log.lock(conn)
-            ensure_table(conn, destination.table, prepare_frame(good.clear()), destination.primary_key)
-        self._table_ready = True
-
-    def _recorder(self, entries: list[Entry], contiguous: bool) -> Callable[[sa.Connection], None]:
+    def _recorder(
+        self, entries: list[Entry], contiguous: bool, read_at: float | None = None
+    ) -> Callable[[sa.Connection], None]:
         """Run in the batch's transaction: under the group's commit lock, refuse (roll back) when some
         entry was committed or claimed away by another consumer since it was read; else record the
-        ids the batch covers (and forget ranges wholly acknowledged)."""
+        ids the batch covers (and forget ranges wholly acknowledged). A batch read with `>` less than
+        half the claim timeout ago cannot have been claimed (an entry is claimable only once idle for
+        the timeout), so nobody else can have committed it: the checks are skipped."""
         ids = [e.id for e in entries]
         ranges = ranges_of(entries, contiguous)
         consumer = self.broker.consumer
+        safe_for = self.plan.source.claim_idle_ms / 2000
 
         def record(conn: sa.Connection) -> None:
             self.log.lock(conn)
-            committed = self.log.covered(ids, conn)
-            lost = set(ids) - self.broker.owned(ids) - committed
-            if committed or lost:
-                raise Superseded(committed, lost)
+            fresh = contiguous and read_at is not None and time.monotonic() - read_at < safe_for
+            if not fresh:
+                committed = self.log.covered(ids, conn)
+                lost = set(ids) - self.broker.owned(ids) - committed
+                if committed or lost:
+                    raise Superseded(committed, lost)
             self.log.record(conn, ranges, consumer, self.run_id, self.broker.pending_floor())
 
         return record

@@ -1,4 +1,5 @@
-"""Event-time windows over micro-batches: tumbling, hopping and session, keyed, with allowed lateness.
+"""Event-time windows over micro-batches: tumbling, hopping and session, keyed, with allowed lateness;
+and running totals (kind ``running``): per key, cumulative aggregates over every event so far.
 
 A stream processor calls :func:`process` once per micro-batch and keeps the returned
 :class:`WindowState` durably (``to_json``/``from_json``) between batches. Pure Polars: no Redis, no
@@ -21,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from headwater.durations import parse_duration
 from headwater.errors import PermanentError
 
-AggFn = Literal["count", "sum", "mean", "min", "max", "first", "last", "std"]
-AGG_FNS: tuple[str, ...] = ("count", "sum", "mean", "min", "max", "first", "last", "std")
+AggFn = Literal["count", "sum", "mean", "min", "max", "first", "last", "std", "latest"]
+AGG_FNS: tuple[str, ...] = ("count", "sum", "mean", "min", "max", "first", "last", "std", "latest")
 RESERVED = ("window_start", "window_end", "event_count", "reason", "watermark")
 US = 1_000_000
 _STATE_VERSION = 1
@@ -39,16 +40,16 @@ class WindowSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["tumbling", "hopping", "session"] = Field(
+    kind: Literal["tumbling", "hopping", "session", "running"] = Field(
         description="tumbling: fixed, non-overlapping; hopping: fixed size every `hop`; session: per key, "
-        "events less than `gap` apart."
+        "events less than `gap` apart; running: per key, every event so far (no time bounds, never closes)."
     )
     time_column: str = Field(description="The event-time column (a Polars Datetime).")
     keys: list[str] = Field(default_factory=list, description="Columns a window is kept per (may be empty).")
     aggregations: dict[str, list[AggFn]] = Field(
         default_factory=dict,
-        description="Column -> functions among count, sum, mean, min, max, first, last, std; output columns "
-        "are named `<column>_<fn>`. A single function may be given as a string.",
+        description="Column -> functions among count, sum, mean, min, max, first, last, std, latest; output "
+        "columns are named `<column>_<fn>`. A single function may be given as a string.",
     )
     size: float | None = Field(
         None, description="Window size in seconds (tumbling, hopping), or '30s', '5m'."
@@ -89,6 +90,8 @@ class WindowSpec(BaseModel):
 
     @model_validator(mode="after")
     def _coherent(self) -> WindowSpec:
+        if self.kind == "running":
+            self._running_coherent()
         for name, value in (("size", self.size), ("hop", self.hop), ("gap", self.gap)):
             if value is not None and round(value * US) != value * US:
                 raise ValueError(
@@ -123,6 +126,26 @@ class WindowSpec(BaseModel):
             )
         return self
 
+    def _running_coherent(self) -> None:
+        given = [name for name in ("size", "hop", "gap") if getattr(self, name) is not None]
+        if given:
+            raise ValueError(
+                f"a running total has no time bounds: remove {', '.join(given)} (or choose a tumbling, "
+                "hopping or session window)"
+            )
+        if self.allowed_lateness:
+            raise ValueError(
+                "no event is late for a running total (every event with an event time is counted): "
+                "remove allowed_lateness"
+            )
+        with_std = sorted(col for col, fns in self.aggregations.items() if "std" in fns)
+        if with_std:
+            raise ValueError(
+                f"std of {', '.join(with_std)}: a running total keeps only what merges exactly, and a "
+                "standard deviation merged batch after batch over an unbounded stream does not; remove "
+                "std, or compute it per tumbling window"
+            )
+
     def us(self, name: Literal["size", "hop", "gap", "allowed_lateness"]) -> int:
         """A duration of the spec in integer microseconds (0 when unset)."""
         value = getattr(self, name)
@@ -149,8 +172,9 @@ class WindowInputError(PermanentError):
 
 @dataclass(frozen=True)
 class WindowState:
-    """What survives between batches: open windows with their partial aggregates, the watermark (max
-    event time seen, in epoch microseconds), the arrival counter and the time zone of the time column."""
+    """What survives between batches: open windows with their partial aggregates (running totals: every
+    key's), the watermark (max event time seen, in epoch microseconds), the arrival counter and the time
+    zone of the time column."""
 
     windows: pl.DataFrame | None = None
     watermark: int | None = None
@@ -191,7 +215,9 @@ class WindowResult(NamedTuple):
     """What one call to :func:`process` returns; unpacks as ``closed, late, state``."""
 
     closed: pl.DataFrame
-    """Windows closed by this batch, emitted once: keys, window_start, window_end, event_count, aggregates."""
+    """Windows closed by this batch, emitted once: keys, window_start, window_end, event_count, aggregates.
+    Running totals: the new totals of every key the batch touched (window_start/window_end: the first and
+    last event time seen for the key)."""
     late: pl.DataFrame
     """Events not counted in some window: the batch's columns plus reason ('late' or 'no_event_time'),
     window_start/window_end of the window missed (null for sessions and missing times) and the watermark
@@ -208,7 +234,7 @@ def _as_time(epoch_us: pl.Expr, time_zone: str | None) -> pl.Expr:
 
 
 def _needs(spec: WindowSpec) -> dict[str, set[str]]:
-    """Partial aggregates to keep per column: n, sum, m2, min, max, first, last."""
+    """Partial aggregates to keep per column: n, sum, m2, min, max, first, last, latest."""
     parts = {
         "count": {"n"},
         "sum": {"n", "sum"},
@@ -218,6 +244,7 @@ def _needs(spec: WindowSpec) -> dict[str, set[str]]:
         "max": {"max"},
         "first": {"first"},
         "last": {"last"},
+        "latest": {"latest"},
     }
     return {col: set().union(*(parts[f] for f in fns)) for col, fns in spec.aggregations.items()}
 
@@ -256,6 +283,10 @@ def _event_pieces(spec: WindowSpec, events: pl.DataFrame) -> pl.DataFrame:
         for part in ("min", "max", "first", "last"):
             if part in parts:
                 exprs.append(value.alias(f"{col}__{part}"))
+        if "latest" in parts:  # the event time and arrival number of the latest non-null value
+            exprs.append(value.alias(f"{col}__latest"))
+            exprs.append(pl.when(value.is_not_null()).then(pl.col(_T)).alias(f"{col}__latest_t"))
+            exprs.append(pl.when(value.is_not_null()).then(pl.col(_SEQ)).alias(f"{col}__latest_seq"))
     return events.select(exprs)
 
 
@@ -292,11 +323,18 @@ def _merge(spec: WindowSpec, pieces: pl.DataFrame, by: list[str]) -> pl.DataFram
             aggs.append(pl.col(f"{col}__first").sort_by(first_order).first())
         if "last" in parts:
             aggs.append(pl.col(f"{col}__last").sort_by(last_order).last())
-    return pieces.group_by(by).agg(a for a in aggs if a.meta.output_name() not in by)
+        if "latest" in parts:  # pieces without a non-null value (null time) sort first
+            latest_order = [f"{col}__latest_t", f"{col}__latest_seq"]
+            aggs.append(pl.col(f"{col}__latest").sort_by(latest_order, nulls_last=False).last())
+            aggs.append(pl.col(f"{col}__latest_t").max())
+            aggs.append(pl.col(f"{col}__latest_seq").sort_by(latest_order, nulls_last=False).last())
+    kept = [a for a in aggs if a.meta.output_name() not in by]
+    return pieces.group_by(by).agg(kept) if by else pieces.select(kept)
 
 
 def _finish(spec: WindowSpec, windows: pl.DataFrame, time_zone: str | None) -> pl.DataFrame:
-    """Partial aggregates -> the emitted frame: keys, window_start, window_end, event_count, aggregates."""
+    """Partial aggregates -> the emitted frame: keys, window_start, window_end, event_count, aggregates;
+    sorted by window_start and the keys (running totals: by the keys)."""
     out: list[pl.Expr] = [
         *[pl.col(k) for k in spec.keys],
         _as_time(pl.col(_START), time_zone).alias(_START),
@@ -318,7 +356,8 @@ def _finish(spec: WindowSpec, windows: pl.DataFrame, time_zone: str | None) -> p
             else:
                 expr = pl.col(f"{col}__{fn}")
             out.append(expr.alias(name))
-    return windows.select(out).sort([_START, *spec.keys], nulls_last=True)
+    order = spec.keys if spec.kind == "running" and spec.keys else [_START, *spec.keys]
+    return windows.select(out).sort(order, nulls_last=True)
 
 
 def process(spec: WindowSpec, state: WindowState, batch: pl.DataFrame) -> WindowResult:
@@ -358,7 +397,16 @@ def process(spec: WindowSpec, state: WindowState, batch: pl.DataFrame) -> Window
     )
     timed = events.filter(pl.col(_T).is_not_null())
 
-    if spec.kind == "session":
+    touched = None
+    if spec.kind == "running":  # no event is late for a running total
+        late = timed.clear().with_columns(
+            pl.lit("late").alias("reason"),
+            pl.lit(None, pl.Int64).alias(_START),
+            pl.lit(None, pl.Int64).alias(_END),
+        )
+        pieces = _event_pieces(spec, timed.with_columns(pl.col(_T).alias(_START), pl.col(_T).alias(_END)))
+        windows, touched = _running(spec, state.windows, pieces)
+    elif spec.kind == "session":
         is_late = pl.col(_T) < pl.col(_WPREV) - lateness
         late = timed.filter(is_late).with_columns(
             pl.lit("late").alias("reason"),
@@ -388,9 +436,12 @@ def process(spec: WindowSpec, state: WindowState, batch: pl.DataFrame) -> Window
             pieces = pl.concat([state.windows, pieces.select(state.windows.columns)], how="vertical_relaxed")
         windows = _merge(spec, pieces, [*spec.keys, _START]).select(pieces.columns)
 
-    closes = pl.col(_END) + lateness <= watermark if watermark is not None else pl.lit(False)
-    closed = _finish(spec, windows.filter(closes), zone)
-    still_open = windows.filter(closes.not_())
+    if touched is not None:  # running: every total stays; the totals of the keys the batch touched
+        closed, still_open = _finish(spec, touched, zone), windows
+    else:
+        closes = pl.col(_END) + lateness <= watermark if watermark is not None else pl.lit(False)
+        closed = _finish(spec, windows.filter(closes), zone)
+        still_open = windows.filter(closes.not_())
     late_out = (
         pl.concat([missing, late.select(missing.columns)], how="vertical_relaxed")
         .sort(_SEQ, _START, nulls_last=True)
@@ -403,6 +454,28 @@ def process(spec: WindowSpec, state: WindowState, batch: pl.DataFrame) -> Window
     )
     new_state = WindowState(still_open, watermark, state.seen + batch.height, zone)
     return WindowResult(closed, late_out, new_state)
+
+
+def _running(
+    spec: WindowSpec, totals: pl.DataFrame | None, pieces: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Merge the batch's events (`pieces`) into the per-key totals: (every key's totals, the totals of the
+    keys the batch touched). Only the touched keys' rows are regrouped."""
+    keys = spec.keys
+    if pieces.height == 0:
+        return (pieces if totals is None else totals), pieces
+    if totals is None:
+        merged = _merge(spec, pieces, keys).select(pieces.columns)
+        return merged, merged
+    if keys:
+        touched_keys = pieces.select(keys).unique()
+        old = totals.join(touched_keys, on=keys, how="semi", nulls_equal=True)
+        rest = totals.join(touched_keys, on=keys, how="anti", nulls_equal=True)
+    else:
+        old, rest = totals, totals.clear()
+    both = pl.concat([old, pieces.select(old.columns)], how="vertical_relaxed")
+    merged = _merge(spec, both, keys).select(totals.columns)
+    return pl.concat([rest, merged], how="vertical_relaxed"), merged
 
 
 def _sessions(spec: WindowSpec, pieces: pl.DataFrame) -> pl.DataFrame:
@@ -420,10 +493,13 @@ def _sessions(spec: WindowSpec, pieces: pl.DataFrame) -> pl.DataFrame:
 
 
 def flush(spec: WindowSpec, state: WindowState) -> tuple[pl.DataFrame, WindowState]:
-    """Close every open window (end of stream, end of a replay); the watermark is kept."""
+    """Close every open window (end of stream, end of a replay); the watermark is kept. Running totals
+    never close: every key's totals are emitted and kept in the state."""
     if state.windows is None:  # nothing was ever seen: an empty frame with the output columns
         moment = pl.Datetime("us", state.time_zone)
         dtypes: dict[str, pl.DataType] = {_START: moment, _END: moment, _COUNT: pl.UInt32()}
         return pl.DataFrame(schema={c: dtypes.get(c, pl.Null()) for c in spec.output_columns()}), state
     closed = _finish(spec, state.windows, state.time_zone)
+    if spec.kind == "running":
+        return closed, state
     return closed, replace(state, windows=state.windows.clear())

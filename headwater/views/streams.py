@@ -65,6 +65,7 @@ DEAD_LETTERS: dict[str, Any] = {
     "rules": pl.String,
     "values": pl.String,
     "deliveries": pl.Int64,
+    "replayed_at": pl.String,
 }
 
 
@@ -122,9 +123,14 @@ def dead_stream(stream: str) -> str:
 
 def dead_letters(client: redis.Redis, stream: str, count: int = 50) -> pl.DataFrame:
     """The newest `count` dead letters of `stream`, newest first: reason, broken rules (a readable
-    list) and values as written (PII masked)."""
+    list), values as written (PII masked) and when a replay loaded it (None: not replayed)."""
+    from headwater.streams.replay import replayed_key
+
     entries: list[tuple[Any, Any]] = client.xrevrange(dead_stream(stream), count=count) or []
     rows = [_letter(entry_id, fields or {}) for entry_id, fields in entries]
+    if rows:
+        when = client.hmget(replayed_key(dead_stream(stream)), [r[1] or "" for r in rows]) or []
+        rows = [(*r, None if w is None else _text(w)) for r, w in zip(rows, when, strict=True)]
     return pl.DataFrame(rows, schema=DEAD_LETTERS, orient="row")
 
 

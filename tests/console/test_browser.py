@@ -1,9 +1,12 @@
 """The served console in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright;
 no browser is downloaded): sign in, open every page from the sidebar, check its key text and that no
-exception shows, and save a screenshot of each page. An analyst's "Run now" is refused on screen."""
+exception shows, and save a screenshot of each page. An analyst's "Run now" is refused on screen. The
+Streams page, served over the records of a real processor run, shows the processor's figures as SQL
+counts them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -16,12 +19,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from headwater.access.users import set_active
 from tests.conftest import REPO
 from tests.console.conftest import PASSWORD, Console, sqlite_only
+from tests.streams.metrics_run import EVENTS, StreamRun, stream_run_fixture  # noqa: F401
+from tests.streams.redis_keys import rds_fixture, stream_key_fixture  # noqa: F401
 
-pytestmark = [pytest.mark.prefect, sqlite_only]
 CHROMIUM = os.environ.get("HEADWATER_TEST_CHROMIUM", "/usr/bin/chromium")
 SHOTS = REPO / ".artifacts" / "screenshots"
 PAGES = [
@@ -50,6 +55,13 @@ def _free_port() -> int:
 @pytest.fixture
 def served(console: Console, tmp_path: Path) -> Iterator[str]:
     """`headwater console` serving this test's store, until the test ends."""
+    with _serving(tmp_path) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _serving(tmp_path: Path) -> Iterator[str]:
+    """`headwater console` serving the store of the environment (HEADWATER_HOME ...), until the block ends."""
     port = _free_port()
     log = (tmp_path / "console.log").open("w")
     proc = subprocess.Popen(
@@ -117,6 +129,8 @@ def browser() -> Iterator[object]:
         b.close()
 
 
+@pytest.mark.prefect
+@sqlite_only  # the golden store (the Streams test below serves a processor run's store instead)
 def test_every_page_in_a_browser(served: str, browser: object) -> None:
     if SHOTS.exists():
         shutil.rmtree(SHOTS)
@@ -149,6 +163,8 @@ def test_every_page_in_a_browser(served: str, browser: object) -> None:
     print(f"\nscreenshots of {len(PAGES) + 1} pages in {SHOTS}")
 
 
+@pytest.mark.prefect
+@sqlite_only  # the golden store (the Streams test below serves a processor run's store instead)
 def test_an_analyst_is_refused_on_screen(served: str, browser: object, console: Console) -> None:
     page = browser.new_page(viewport={"width": 1440, "height": 1000})  # type: ignore[attr-defined]
     _sign_in(page, served, "analyst")
@@ -176,3 +192,52 @@ def test_an_analyst_is_refused_on_screen(served: str, browser: object, console: 
     set_active(console.engine, "analyst", False, datetime.now(UTC))
     page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
     assert "the account is disabled" in page.inner_text("body")
+
+
+@pytest.mark.redis
+def test_the_streams_page_in_a_browser_shows_the_processor_as_sql_counts_it(
+    stream_run: StreamRun, rds: redis.Redis, browser: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real processor run (tests/streams/metrics_run.py: produce + `headwater stream run`) into a
+    fresh store; the served Streams page shows its name and its figures equal to SQL over the store
+    and the warehouse."""
+    import sqlalchemy as sa
+
+    from headwater.access.users import add_user
+
+    run = stream_run
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    add_user(run.store, "engineer", "data_engineer", PASSWORD, datetime.now(UTC))
+    (proc,) = run.sql("SELECT events_read, events_loaded, events_dead, last_id FROM stream_processors")
+    with run.warehouse.connect() as conn:
+        loaded = conn.execute(sa.text("SELECT count(*) FROM vitals")).scalar_one()
+    assert proc.events_loaded == loaded  # the figure the page shows is the warehouse's count
+    with _serving(tmp_path) as url:
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})  # type: ignore[attr-defined]
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        _sign_in(page, url, "engineer")
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Streams").click()
+        page.get_by_role("heading", name="Streams", exact=True).wait_for(timeout=60_000)
+        _settled(page)
+        body = page.inner_text("body")
+        assert page.locator('[data-testid="stException"]').count() == 0, body[:2000]
+        metrics = {
+            m.get_by_test_id("stMetricLabel").inner_text().strip(): m.get_by_test_id("stMetricValue")
+            .inner_text()
+            .strip()
+            for m in page.get_by_test_id("stMetric").all()
+        }
+        assert metrics == {"Processors": "1", "Healthy": "0", "Lagging or stalled": "0", "Failed": "0"}
+        assert f"{run.name} stopped — stream {run.stream}, group vitals_stream" in body
+        assert (
+            f"Since it started: {proc.events_read:,} events read, {loaded:,} loaded, "
+            f"{proc.events_dead:,} dead-lettered; last id {proc.last_id}"
+        ) in body
+        assert proc.events_read == EVENTS and proc.events_dead == run.bad
+        dead = rds.xlen(f"{run.stream}:dead")
+        assert f"{run.stream}:dead holds {dead} dead letter(s)" in body and dead == run.bad
+        assert "Replay selected dead letters" in body
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "09-streams.png"), full_page=True)
+        assert not errors, errors

@@ -28,7 +28,6 @@ from headwater.spec.loader import load_pipeline
 from headwater.streams.plan import StreamPlan
 from headwater.streams.processor import StreamProcessor
 from headwater.streams.vitals import RANGES
-from headwater.streams.windowing import WindowStateConflict
 from tests.streams.redis_keys import REDIS_URL, rds_fixture, stream_key_fixture  # noqa: F401
 from tests.streams.test_processor import REPO, broker, dead_letters
 from tests.streams.test_stream_cli import _cli, _env
@@ -310,17 +309,24 @@ def test_bad_window_specs_are_refused_with_file_line_and_fix(
 
 @pytest.mark.redis
 @pytest.mark.postgres
-def test_a_second_consumer_committing_windows_is_refused_not_merged(
+def test_two_consumers_taking_turns_share_one_window_state(
     tmp_path: Path, pg_url: str, rds: redis.Redis, stream_key: str
 ) -> None:
-    write(rds, stream_key, disordered_vitals(1500, seed=2))
-    plan = StreamPlan.of(load_pipeline(windows_spec(tmp_path, stream_key, batch_size=500)))
+    """The window state is read under the group's commit lock: two consumers of one group each
+    advance the windows the other committed (batches apply in commit order; here, stream order)."""
+    write(rds, stream_key, disordered_vitals(6000, seed=11))
+    closed, refused = expected_windows(rds, stream_key)
+    plan = StreamPlan.of(load_pipeline(windows_spec(tmp_path, stream_key, batch_size=450)))
     engine = sa.create_engine(pg_url)
-    first = StreamProcessor(plan, broker(plan, "c1"), engine)
-    first.run(lambda: False, max_events=500)
-    StreamProcessor(plan, broker(plan, "c2"), engine).run(lambda: False, max_events=500)
-    with pytest.raises(WindowStateConflict, match="one consumer per group"):
-        first.run(lambda: False, max_events=1000)  # its state is no longer the committed one
+    one = StreamProcessor(plan, broker(plan, "c1"), engine)
+    two = StreamProcessor(plan, broker(plan, "c2"), engine)
+    one.start()
+    two.start()
+    reads = [p.step() for _ in range(7) for p in (one, two)]
+    assert sum(reads) == 6000 and one.stats.batches == two.stats.batches == 7
+    assert one.step() == 0
+    assert loaded_windows(engine) == closed
+    assert refused_letters(rds, stream_key) == refused
     engine.dispose()
 
 
