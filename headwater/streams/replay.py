@@ -3,9 +3,11 @@ rules) into the spec's load.
 
 - :func:`replay_range` reads the source stream's entries between two ids (XRANGE, in chunks) and
   upserts the rows that pass; events that break a rule go through the same write-once dead-letter
-  path as the processor's. It refuses an `append` load (replayed rows would be loaded twice) and a
-  spec with a window or anomaly step (state across batches is not recomputed). Alert and publish
-  steps are not run again. It reads with XRANGE only: the consumer group
+  path as the processor's. It refuses an `append` load (replayed rows would be loaded twice). A spec
+  with a window or anomaly step is replayed only from the first entry of an untrimmed stream: its
+  windows and scores are recomputed over the whole history from a fresh state of their own (the live
+  processor's is untouched) and upserted; late events are dead-lettered write-once as live. Alert and
+  publish steps are not run again. It reads with XRANGE only: the consumer group
   is neither read nor acknowledged, and headwater_stream_commits is not written.
 - :func:`replay_dead` takes dead letters (selected by source id, reason or rule), fetches each one's
   original entry from the source stream and runs it through the current spec: those that pass are
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     import redis
 
     from headwater.settings import Settings
+    from headwater.streams.sink import BatchSink
 
 MAX_SEQ = 2**64 - 1
 """The largest sequence number of an entry id: `<ms>-MAX_SEQ` is the last id of a millisecond."""
@@ -119,17 +122,49 @@ def _refuse_windows(plan: StreamPlan, what: str) -> None:
         )
 
 
-def check_range_replay(plan: StreamPlan) -> None:
-    """Refuse what a range replay cannot do without double-counting (PermanentError, one line)."""
-    _refuse_windows(plan, "replay")
-    load = plan.load
-    if load.destination.mode != "upsert":
+def check_range_replay(plan: StreamPlan, from_start: bool = False, trimmed: bool = False) -> None:
+    """Refuse what a range replay cannot do without double-counting (PermanentError, one line). A
+    spec with a window or anomaly step is replayed only from the stream's first entry of an untrimmed
+    stream (`from_start`, not `trimmed`): its windows and scores are recomputed from a fresh state
+    over the whole history, which is exact; from the middle, the state there is unknown."""
+    stateful = [s.name for s in (plan.window, plan.anomaly) if s is not None]
+    if stateful and not from_start:
         raise PermanentError(
-            f"{plan.name}: replay is refused: load step {load.name} has mode {load.destination.mode}, "
-            "so replayed events would be loaded twice",
-            hint=f"set mode: upsert with a primary_key (e.g. [{ENTRY_ID}]) on step {load.name}; dead "
-            "letters can still be replayed once each with `headwater stream dead NAME --replay`",
+            f"{plan.name}: replay from the middle of the stream is refused: step(s) {', '.join(stateful)} "
+            "keep state across batches (windows, scores), which is known only from the stream's start",
+            hint="replay from the first entry: --from - (the windows and scores are recomputed over the "
+            "whole history and upserted)",
         )
+    if stateful and trimmed:
+        raise PermanentError(
+            f"{plan.name}: replay is refused: the stream {plan.source.stream} was trimmed or had entries "
+            f"deleted, so its history is incomplete and step(s) {', '.join(stateful)} would be recomputed "
+            "from part of it",
+            hint="replay through a copy of the spec without the window and anomaly steps (the rows only)",
+        )
+    loads = [plan.load] + ([plan.window_load] if plan.window_load is not None else [])
+    for load in loads:
+        if load.destination.mode != "upsert":
+            raise PermanentError(
+                f"{plan.name}: replay is refused: load step {load.name} has mode {load.destination.mode}, "
+                "so replayed events would be loaded twice",
+                hint=f"set mode: upsert with a primary_key (e.g. [{ENTRY_ID}]) on step {load.name}; dead "
+                "letters can still be replayed once each with `headwater stream dead NAME --replay`",
+            )
+
+
+def _history(client: redis.Redis, stream: str, first: str) -> tuple[bool, bool]:
+    """(whether `first` is at or before the stream's first entry, whether entries were ever removed)."""
+    try:
+        info = client.xinfo_stream(stream)
+    except Exception:  # no such stream: nothing to replay, nothing removed
+        return True, False
+    head = info.get("first-entry")
+    head_id = _text(head[0]) if head else None
+    from_start = first == "-" or head_id is None or id_key(first) <= id_key(head_id)
+    added = info.get("entries-added")
+    trimmed = added is not None and int(added) > int(info.get("length", 0))
+    return from_start, trimmed
 
 
 def _keep_entry_id(plan: StreamPlan, columns: list[str]) -> None:
@@ -163,11 +198,14 @@ class RangeReplay:
     dead_new: int = 0
     """of those, dead letters newly written (the others were dead-lettered before)"""
     run_id: str = ""
+    windows: int = 0
+    """windows recomputed and upserted (a spec with a window step, replayed from the start)"""
 
     def summary(self) -> str:
+        windows = f", upserted {self.windows} window(s)" if self.windows else ""
         return (
             f"{self.name}: replayed {self.events} event(s) from {self.start} to {self.end}: upserted "
-            f"{self.upserted} row(s), dead-lettered {self.dead} ({self.dead_new} new)"
+            f"{self.upserted} row(s){windows}, dead-lettered {self.dead} ({self.dead_new} new)"
         )
 
 
@@ -185,8 +223,10 @@ def replay_range(
     """The source stream's entries from `start` to `end` (entry ids or times, both included, see
     :func:`stream_position`) through the plan, `chunk` entries at a time; each chunk's rows are
     upserted in one transaction."""
-    check_range_replay(plan)
     first, last = stream_position(start), stream_position(end, end=True)
+    stateful = plan.window is not None or plan.anomaly is not None
+    from_start, trimmed = _history(client, plan.source.stream, first) if stateful else (False, False)
+    check_range_replay(plan, from_start, trimmed)
     if first not in ("-", "+") and last not in ("-", "+") and id_key(first) > id_key(last):
         raise PermanentError(
             f"{plan.name}: replay from {first} to {last}: the start is after the end",
@@ -194,17 +234,36 @@ def replay_range(
         )
     result = RangeReplay(plan.name, first, last, run_id=run_id or str(uuid.uuid4()))
     writer = _dead_writer(plan, client)
+    sink = None
+    if stateful:  # windows and scores from a fresh state of its own; no alerts, nothing published
+        from headwater.streams.sink import BatchSink
+
+        sink = BatchSink(plan, warehouse, writer, None, outputs=False, state_tag=f"replay:{result.run_id}")
     cursor = first
-    while True:
-        batch = client.xrange(plan.source.stream, min=cursor, max=last, count=chunk) or []
-        if not batch:
-            break
-        entries = [Entry(_text(i), {_text(k): _text(v) for k, v in (f or {}).items()}) for i, f in batch]
-        _replay_chunk(plan, writer, warehouse, entries, result)
-        if len(batch) < chunk:
-            break
-        cursor = f"({entries[-1].id}"
+    try:
+        while True:
+            batch = client.xrange(plan.source.stream, min=cursor, max=last, count=chunk) or []
+            if not batch:
+                break
+            entries = [Entry(_text(i), {_text(k): _text(v) for k, v in (f or {}).items()}) for i, f in batch]
+            _replay_chunk(plan, writer, warehouse, entries, result, sink)
+            if len(batch) < chunk:
+                break
+            cursor = f"({entries[-1].id}"
+    finally:
+        if sink is not None:
+            _forget_states(warehouse, plan.name, sink.state_keys())
     return result
+
+
+def _forget_states(warehouse: sa.Engine, pipeline: str, keys: list[str]) -> None:
+    from headwater.load.watermarks import watermarks
+
+    with warehouse.begin() as conn:
+        if sa.inspect(conn).has_table(watermarks.name):
+            conn.execute(
+                sa.delete(watermarks).where(watermarks.c.pipeline == pipeline, watermarks.c.source.in_(keys))
+            )
 
 
 def _replay_chunk(
@@ -213,13 +272,18 @@ def _replay_chunk(
     warehouse: sa.Engine,
     entries: list[Entry],
     result: RangeReplay,
+    sink: BatchSink | None = None,
 ) -> None:
     processed = process(entries, plan.source, plan.ops, plan.rules, plan.pii)
     good, dead = processed.good, processed.dead
     if good.height:
         _keep_entry_id(plan, good.columns)
     result.dead_new += writer.dead_letter(sorted(dead, key=lambda d: id_key(d.entry.id)), plan.name)
-    if good.height:
+    if sink is not None:
+        done = sink.commit(processed.events, good, entries, result.run_id, lambda conn: None)
+        result.windows += done.closed
+        result.dead += len(done.late)
+    elif good.height:
         load_frame(warehouse, good, plan.load.destination, pipeline=plan.name, run_id=result.run_id)
     result.events += len(entries)
     result.upserted += good.height

@@ -98,16 +98,23 @@ class BatchSink:
         warehouse: sa.Engine,
         broker: StreamBroker,
         redis_client: redis.Redis | None = None,
+        *,
+        outputs: bool = True,
+        state_tag: str | None = None,
     ) -> None:
+        """`outputs` False: alert and publish steps are not run (a replay). `state_tag`: keep the
+        states under keys of their own (a replay from the stream's start, beside the live ones)."""
         self.plan, self.warehouse, self.broker, self.client = plan, warehouse, broker, redis_client
+        self.outputs = plan.outputs if outputs else ()
         self.windows = StreamWindows(plan) if plan.window is not None else None
         self.states = _States(plan.name)
         self.known: dict[Any, sa.Table] = {}  # the tables checked for the batches' shapes
         base = f"stream:{plan.source.stream}:{plan.source.group}"
-        self.anomaly_key = f"{base}:anomaly"
-        self.window_key = state_key(plan)
+        tag = f":{state_tag}" if state_tag else ""
+        self.anomaly_key = f"{base}:anomaly{tag}"
+        self.window_key = state_key(plan) + tag
         self.alert_keys = {o.step.name: f"{base}:alerts:{o.step.name}" for o in plan.output_reads(AlertStep)}
-        if plan.output_reads(PublishStep) and redis_client is None:
+        if outputs and plan.output_reads(PublishStep) and redis_client is None:
             raise ValueError(f"{plan.name} publishes to a stream: give the sink a Redis client")
 
     def commit(
@@ -142,7 +149,7 @@ class BatchSink:
                 if out.late:  # write-once by the entry's id: a redone batch writes none twice
                     self.broker.dead_letter(sorted(out.late, key=lambda d: id_key(d.entry.id)), plan.name)
             frames = {"events": events, "good": good, "scored": scored, "windows": closed}
-            for output in plan.outputs:
+            for output in self.outputs:
                 self._output(conn, output, frames, run_id, out)
             load_input = scored if plan.load.primary_input == _anomaly_name(plan) else good
             written: list[tuple[pl.DataFrame, Destination]] = [(load_input, plan.load.destination)]
@@ -154,6 +161,10 @@ class BatchSink:
         load_built(self.warehouse, build, self.known)
         self.states.committed()
         return out
+
+    def state_keys(self) -> list[str]:
+        """The headwater_watermarks sources this sink keeps its states under."""
+        return [self.anomaly_key, self.window_key, *self.alert_keys.values()]
 
     def _output(
         self,

@@ -197,10 +197,47 @@ def test_replay_refuses_an_append_load_and_a_window_step(
     path = tmp_path / "w" / "vitals_windows.yaml"
     path.parent.mkdir()
     path.write_text(windows.replace("stream: vitals\n", f"stream: {stream_key}\n"))
-    with pytest.raises(PermanentError, match="replay is refused: window step per_30s"):
-        replay_range(_plan(path), rds, engine, "-", "+")
     with pytest.raises(PermanentError, match="dead-letter replay is refused: window step per_30s"):
         replay_dead(_plan(path), rds, engine)
+    engine.dispose()
+
+
+def test_a_windowed_spec_is_replayed_from_the_start_only_and_its_windows_are_recomputed_exactly(
+    tmp_path: Path, pg_url: str, rds: redis.Redis, stream_key: str
+) -> None:
+    """Windows replayed from the stream's first entry equal the independent computation (late events
+    included) after the windows table was emptied; a replay from the middle, or of a trimmed stream,
+    is refused; the live processor's window state is untouched."""
+    from tests.streams.test_windowing import (
+        disordered_vitals,
+        expected_windows,
+        loaded_windows,
+        refused_letters,
+        windows_spec,
+        write,
+    )
+
+    write(rds, stream_key, disordered_vitals(3000, seed=11))
+    closed, refused = expected_windows(rds, stream_key)
+    plan = _plan(windows_spec(tmp_path, stream_key, batch_size=400))
+    engine = sa.create_engine(pg_url)
+    StreamProcessor(plan, broker(plan, "c1"), engine).run(lambda: False, idle_exit=0.5)
+    assert loaded_windows(engine) == closed
+    with engine.begin() as conn:
+        live_state = conn.execute(sa.text("SELECT source, value FROM headwater_watermarks")).all()
+        conn.execute(sa.text("DELETE FROM vitals_30s"))
+    middle = rds.xrange(stream_key, count=1500)[-1][0]
+    with pytest.raises(PermanentError, match="replay from the middle of the stream is refused"):
+        replay_range(plan, rds, engine, middle, "+")
+    result = replay_range(plan, rds, engine, "-", "+", chunk=700)
+    assert result.events == 3000 and result.windows == len(closed)
+    assert loaded_windows(engine) == closed
+    assert refused_letters(rds, stream_key) == refused  # late events: the same letters, once each
+    with engine.connect() as conn:  # the replay's own state is gone; the live one is as it was
+        assert conn.execute(sa.text("SELECT source, value FROM headwater_watermarks")).all() == live_state
+    rds.xtrim(stream_key, maxlen=2000)
+    with pytest.raises(PermanentError, match="was trimmed or had entries deleted"):
+        replay_range(plan, rds, engine, "-", "+")
     engine.dispose()
 
 
