@@ -4,13 +4,15 @@ adding a pipeline is adding its spec (see headwater.deploy)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
-def __getattr__(name: str) -> Any:
+def spec_attribute(name: str, flow_for: Callable[[str], Any]) -> Any:
+    """A module's `__getattr__` for flows named after specs: `flow_for(name)` when the pipelines
+    folder has a spec of that name, else AttributeError (how Prefect's entrypoint lookup fails)."""
     if name.startswith("__"):
         raise AttributeError(name)
-    from flows.pipeline import flow_for
     from headwater.settings import Settings
     from headwater.spec.loader import PipelineNotFound, spec_path_for
 
@@ -19,3 +21,9 @@ def __getattr__(name: str) -> Any:
     except PipelineNotFound as exc:
         raise AttributeError(f"no pipeline named {name!r}: {exc}") from None
     return flow_for(name)
+
+
+def __getattr__(name: str) -> Any:
+    from flows.pipeline import flow_for
+
+    return spec_attribute(name, flow_for)

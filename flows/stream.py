@@ -74,15 +74,9 @@ def flow_for(pipeline: str) -> Flow[..., Any]:
 
 
 def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    from headwater.spec.loader import PipelineNotFound, spec_path_for
+    from flows.pipelines import spec_attribute
 
-    try:
-        spec_path_for(Settings.from_env().pipelines_dir, name)
-    except PipelineNotFound as exc:
-        raise AttributeError(f"no pipeline named {name!r}: {exc}") from None
-    return flow_for(name)
+    return spec_attribute(name, flow_for)
 
 
 # ------------------------------------------------------------------ what `headwater up` asks of Prefect

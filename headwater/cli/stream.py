@@ -11,18 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from headwater.cli.common import PIPELINES_HELP
-from headwater.errors import PermanentError
 from headwater.settings import Settings
-
-
-def _redis_url(url: str | None, settings: Settings) -> str:
-    found = url or settings.redis_url
-    if not found:
-        raise PermanentError(
-            "no Redis to read the stream from",
-            hint="set HEADWATER_REDIS_URL (e.g. redis://127.0.0.1:6379/0) or give the source a url",
-        )
-    return found
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -45,10 +34,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     import redis
 
+    from headwater.streams.run import redis_url_for
     from headwater.streams.vitals import produce, vitals_events
     from headwater.streams.wedding import wedding_events
 
-    client = redis.Redis.from_url(_redis_url(args.redis_url, settings))
+    client = redis.Redis.from_url(redis_url_for(args.redis_url, settings))
     make = wedding_events if args.example == "wedding" else vitals_events
     events = make(args.count, bad_share=args.bad_share, seed=args.seed)
     written = produce(client, args.stream, events, rate=args.rate)

@@ -246,14 +246,16 @@ class RedisStreamBroker:
         if not letters:
             return 0
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for letter in letters:
-                fields = _dead_fields(letter, self.stream, processor)
-                args = [letter.entry.id, *(x for kv in fields.items() for x in kv)]
-                self._dead_once(
-                    keys=[self.dead_stream, f"{self.dead_stream}:late_ids"], args=args, client=pipe
+            written = 0
+            for start in range(0, len(letters), _DEAD_CHUNK):  # one script call per chunk of letters
+                args: list[Any] = []
+                for letter in letters[start : start + _DEAD_CHUNK]:
+                    fields = _dead_fields(letter, self.stream, processor)
+                    args += [letter.entry.id, len(fields) * 2, *(x for kv in fields.items() for x in kv)]
+                written += int(
+                    self._dead_once(keys=[self.dead_stream, f"{self.dead_stream}:late_ids"], args=args)
                 )
-            return sum(int(r) for r in pipe.execute())
+            return written
         except redis.RedisError as exc:
             raise _transient(exc, "writing the dead-letter stream") from exc
 
@@ -269,18 +271,31 @@ class RedisStreamBroker:
 
 
 _DEAD_ONCE = """
--- KEYS[1] dead stream, KEYS[2] hash of source ids added under new ids; ARGV[1] source id, then fields
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
-local fields = {unpack(ARGV, 2)}
-local ok = redis.pcall('XADD', KEYS[1], ARGV[1], unpack(fields))
-if type(ok) == 'table' and ok.err then
-  if string.find(ok.err, 'equal or smaller') == nil then return redis.error_reply(ok.err) end
-  if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) > 0 then return 0 end
-  redis.call('XADD', KEYS[1], '*', unpack(fields))
-  redis.call('HSET', KEYS[2], ARGV[1], '1')
+-- KEYS[1] dead stream, KEYS[2] hash of source ids added under new ids; ARGV: per letter, its source
+-- id, the number of field values n, then n field values
+local written, i = 0, 1
+while i <= #ARGV do
+  local id, n = ARGV[i], tonumber(ARGV[i + 1])
+  local fields = {unpack(ARGV, i + 2, i + 1 + n)}
+  i = i + 2 + n
+  if redis.call('HEXISTS', KEYS[2], id) == 0 then
+    local ok = redis.pcall('XADD', KEYS[1], id, unpack(fields))
+    if type(ok) == 'table' and ok.err then
+      if string.find(ok.err, 'equal or smaller') == nil then return redis.error_reply(ok.err) end
+      if #redis.call('XRANGE', KEYS[1], id, id) == 0 then
+        redis.call('XADD', KEYS[1], '*', unpack(fields))
+        redis.call('HSET', KEYS[2], id, '1')
+        written = written + 1
+      end
+    else
+      written = written + 1
+    end
+  end
 end
-return 1
+return written
 """
+_DEAD_CHUNK = 500
+"""Letters per script call (a call blocks Redis while it runs: keep it short)."""
 """Write a dead letter once, atomically: under the source entry's id when the dead stream's newest is
 older; else (another consumer dead-lettered newer entries) under a new id, remembering the source id in
 a hash so that a redelivered batch does not write it again."""

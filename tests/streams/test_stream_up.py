@@ -182,7 +182,7 @@ def test_up_keeps_a_stream_processor_running_as_one_flow_run(
         assert (stopped["status"], stopped["error"]) == ("stopped", None)
         assert prefect.runs()[1]["state"]["message"].startswith("vitals_stream: cancelled after ")
         produce(rds, stream_key, vitals_events(100, seed=4))
-        time.sleep(20)  # four looks of the keeper, past the restart back-off
+        time.sleep(12)  # two looks of the keeper (every 5 s), past the 5 s restart back-off
         assert prefect.states() == ["CRASHED", "CANCELLED"]
         assert _loaded(engine) == len(good)
         assert rds.xpending(stream_key, "vitals_stream")["pending"] == 0
