@@ -186,7 +186,7 @@ def load_built(
     `known`: tables already checked for a frame of the same columns and key, kept by the caller
     between calls (a stream processor loads the same shape batch after batch); emptied on failure."""
     writer = _writer(engine)
-    table = "?"
+    table = "the batch's tables"  # until a frame is written
     try:
         with engine.execution_options(sqlite_begin="BEGIN IMMEDIATE").begin() as conn:
             for frame, destination in build(conn):

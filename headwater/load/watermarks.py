@@ -68,9 +68,13 @@ def read_watermark(engine: sa.Engine, pipeline: str, source: str) -> Any:
     return decode(row.value, row.value_type) if row else None
 
 
-def write_watermark(conn: sa.Connection, pipeline: str, source: str, value: Any, run_id: str) -> None:
-    """Upsert, inside the caller's transaction."""
-    watermarks.create(conn, checkfirst=True)
+def write_watermark(
+    conn: sa.Connection, pipeline: str, source: str, value: Any, run_id: str, *, ensure: bool = True
+) -> None:
+    """Upsert, inside the caller's transaction. `ensure` False: the caller knows the table exists
+    (a stream processor writes its states every batch; the existence check is a catalog query)."""
+    if ensure:
+        watermarks.create(conn, checkfirst=True)
     text, kind = encode(value)
     now = datetime.now(UTC)
     key = (watermarks.c.pipeline == pipeline) & (watermarks.c.source == source)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -54,6 +53,7 @@ class _States:
         self.pipeline = pipeline
         self.cache: dict[str, tuple[str, Any]] = {}
         self.table_seen = False
+        self.pending: dict[str, tuple[str, Any]] = {}  # written in the open transaction
 
     def read(self, conn: sa.Connection, source: str, parse: Callable[[str], Any], empty: Any) -> Any:
         if not self.table_seen:
@@ -75,17 +75,11 @@ class _States:
         return value
 
     def write(self, conn: sa.Connection, source: str, value: Any, text: str, run_id: str) -> None:
-        if not self.table_seen:
-            write_watermark(conn, self.pipeline, source, text, run_id)  # creates the table if missing
-        else:
-            key = (watermarks.c.pipeline == self.pipeline) & (watermarks.c.source == source)
-            values = {"value": text, "value_type": "str", "run_id": run_id, "updated_at": datetime.now(UTC)}
-            if not conn.execute(sa.update(watermarks).where(key).values(**values)).rowcount:
-                conn.execute(sa.insert(watermarks).values(pipeline=self.pipeline, source=source, **values))
+        write_watermark(conn, self.pipeline, source, text, run_id, ensure=not self.table_seen)
         self.pending[source] = (text, value)
 
     def begin(self) -> None:
-        self.pending: dict[str, tuple[str, Any]] = {}
+        self.pending = {}
 
     def committed(self) -> None:
         self.cache.update(self.pending)
